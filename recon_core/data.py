@@ -1,0 +1,352 @@
+"""The prepared-dataset format: writer, index and a torch reader for both methods.
+
+A prepared dataset is a folder::
+
+    DATASET/
+      index.json          format version, fixed views, build settings, one entry per record
+      records/ID.npz      one file per shape (arrays below plus a JSON ``meta`` string)
+      build_log.jsonl     one line per shape tried: ok, or skipped with its reason
+
+Record arrays (format version 1; V input renders, N fixed views, M novel views)::
+
+    renders            uint8   (V, H, W, 4)  RGBA input renders, alpha = object mask
+    render_extrinsics  float32 (V, 4, 4)     world-to-camera, perspective
+    render_intrinsics  float32 (V, 3, 3)     pixels, see recon_core.geometry
+    fixed_depth        float32 (N, S, S)     orthographic depth at the fixed views, 0 = empty
+    fixed_extrinsics   float32 (N, 4, 4)
+    fixed_intrinsics   float32 (3, 3)        orthographic
+    novel_depth        float32 (M, S, S)     orthographic depth at random novel views
+    novel_extrinsics   float32 (M, 4, 4)
+    novel_intrinsics   float32 (3, 3)        orthographic
+    occupancy_points   float16 (P, 3)        first ``uniform_count`` uniform in the padded
+                                             box, then near-surface samples
+    occupancy_labels   uint8   (ceil(P/8),)  np.packbits of inside (1) / outside (0)
+    voxels             uint8   (ceil(R^3/8),) np.packbits of the R^3 grid over the padded
+                                             box, index order (x, y, z)
+    surface_points     float32 (Q, 3)        outer surface only
+    surface_normals    float16 (Q, 3)        unit, pointing outwards
+    meta               str                   JSON: id, category, source, source_file,
+                                             licence, author, normalization (4x4 from the
+                                             file's coordinates), counts
+
+Masks are ``depth > 0``. Every record is written to a temporary file and renamed, so a
+record file is either complete or absent.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Literal
+
+import numpy as np
+
+from recon_core.geometry import PADDED_HALF_EXTENT
+
+__all__ = [
+    "FORMAT_VERSION",
+    "SPLITS",
+    "RecordArrays",
+    "split_of",
+    "write_record",
+    "read_record",
+    "write_index",
+    "read_index",
+    "record_path",
+    "atomic_write_bytes",
+    "PreparedDataset",
+    "DatasetError",
+    "SampleSettings",
+    "unpack_voxels",
+    "grid_coordinates",
+    "voxel_index",
+]
+
+FORMAT_VERSION = 1
+SPLITS = ("train", "val", "test")
+_SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+
+_REQUIRED = {
+    "renders": np.uint8,
+    "render_extrinsics": np.float32,
+    "render_intrinsics": np.float32,
+    "fixed_depth": np.float32,
+    "fixed_extrinsics": np.float32,
+    "fixed_intrinsics": np.float32,
+    "novel_depth": np.float32,
+    "novel_extrinsics": np.float32,
+    "novel_intrinsics": np.float32,
+    "occupancy_points": np.float16,
+    "occupancy_labels": np.uint8,
+    "voxels": np.uint8,
+    "surface_points": np.float32,
+    "surface_normals": np.float16,
+}
+
+
+class DatasetError(ValueError):
+    """A prepared dataset or record is missing, malformed or of another format version."""
+
+
+RecordArrays = dict[str, np.ndarray]
+
+
+def split_of(shape_id: str) -> str:
+    """Deterministic split of a shape from a hash of its id alone, so adding shapes never
+    moves existing ones: 80% train, 10% val, 10% test."""
+    digest = hashlib.sha256(shape_id.encode("utf-8")).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2.0**64
+    cumulative = 0.0
+    for name, fraction in zip(SPLITS, _SPLIT_FRACTIONS):
+        cumulative += fraction
+        if unit < cumulative:
+            return name
+    return SPLITS[-1]
+
+
+def _safe_name(shape_id: str) -> str:
+    keep = "".join(c if c.isalnum() or c in "-_." else "_" for c in shape_id)
+    suffix = hashlib.sha256(shape_id.encode("utf-8")).hexdigest()[:8]
+    return f"{keep[:80]}-{suffix}"
+
+
+def record_path(root: str | Path, shape_id: str) -> Path:
+    """Where the record of ``shape_id`` lives inside dataset ``root``."""
+    return Path(root) / "records" / f"{_safe_name(shape_id)}.npz"
+
+
+def atomic_write_bytes(path: str | Path, write) -> None:
+    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over
+    ``path``: readers see the old file or the new one, never a partial one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+def _validate(arrays: RecordArrays, where: str) -> None:
+    for key, dtype in _REQUIRED.items():
+        if key not in arrays:
+            raise DatasetError(f"{where}: record lacks array {key!r}")
+        if arrays[key].dtype != dtype:
+            raise DatasetError(f"{where}: {key} has dtype {arrays[key].dtype}, expected {dtype}")
+    renders = arrays["renders"]
+    if renders.ndim != 4 or renders.shape[-1] != 4:
+        raise DatasetError(f"{where}: renders must be (V, H, W, 4), got {renders.shape}")
+    for prefix in ("fixed", "novel"):
+        depth, ext = arrays[f"{prefix}_depth"], arrays[f"{prefix}_extrinsics"]
+        if depth.ndim != 3 or ext.shape != (depth.shape[0], 4, 4):
+            raise DatasetError(f"{where}: {prefix} views are inconsistent: {depth.shape}, {ext.shape}")
+
+
+def write_record(root: str | Path, arrays: RecordArrays, meta: dict[str, Any]) -> Path:
+    """Write one record atomically; returns its path. ``meta`` must hold ``id``."""
+    arrays = {k: np.ascontiguousarray(v, dtype=_REQUIRED.get(k, None)) for k, v in arrays.items()}
+    path = record_path(root, meta["id"])
+    _validate(arrays, str(path))
+    meta = dict(meta, format_version=FORMAT_VERSION)
+    payload = dict(arrays, meta=np.array(json.dumps(meta)))
+    atomic_write_bytes(path, lambda handle: np.savez_compressed(handle, **payload))
+    return path
+
+
+def read_record(path: str | Path, keys: Iterable[str] | None = None) -> tuple[RecordArrays, dict]:
+    """Read a record: the arrays named in ``keys`` (all when None) and its meta dict."""
+    path = Path(path)
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+            wanted = list(data.files) if keys is None else list(keys)
+            arrays = {k: data[k] for k in wanted if k != "meta"}
+    except (OSError, ValueError, KeyError) as exc:
+        raise DatasetError(f"{path}: unreadable record ({exc})") from exc
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: format version {meta.get('format_version')}, this reader needs {FORMAT_VERSION}"
+        )
+    return arrays, meta
+
+
+def write_index(root: str | Path, index: dict[str, Any]) -> None:
+    """Write ``index.json`` atomically."""
+    text = json.dumps(dict(index, format_version=FORMAT_VERSION), indent=1).encode("utf-8")
+    atomic_write_bytes(Path(root) / "index.json", lambda handle: handle.write(text))
+
+
+def read_index(root: str | Path) -> dict[str, Any]:
+    """Read and check a dataset's ``index.json``."""
+    path = Path(root) / "index.json"
+    try:
+        index = json.loads(path.read_text("utf-8"))
+    except FileNotFoundError as exc:
+        raise DatasetError(f"{path}: not a prepared dataset (no index.json)") from exc
+    except (OSError, json.JSONDecodeError) as exc:
+        raise DatasetError(f"{path}: unreadable index ({exc})") from exc
+    if index.get("format_version") != FORMAT_VERSION:
+        raise DatasetError(
+            f"{path}: format version {index.get('format_version')}, this reader needs {FORMAT_VERSION}"
+        )
+    return index
+
+
+def unpack_voxels(packed: np.ndarray, resolution: int) -> np.ndarray:
+    """Packed voxel bits -> bool (R, R, R) grid indexed (x, y, z)."""
+    return np.unpackbits(packed, count=resolution**3).astype(bool).reshape((resolution,) * 3)
+
+
+Method = Literal["pointcloud", "implicit", "all"]
+
+
+@dataclass
+class SampleSettings:
+    """What one training sample draws from a record."""
+
+    input_views: int = 1
+    """Input renders per sample (drawn at random from the record's renders)."""
+    novel_views: int = 5
+    """Novel views per sample for the point-cloud method's pseudo-renderer loss."""
+    occupancy_points: int = 2048
+    """Occupancy samples per sample for the implicit method (half uniform, half near-surface)."""
+    image_size: int | None = None
+    """Resize input renders to this size (None keeps the stored size)."""
+
+
+_METHOD_KEYS = {
+    "pointcloud": ("renders", "render_extrinsics", "render_intrinsics", "fixed_depth",
+                   "novel_depth", "novel_extrinsics"),
+    "implicit": ("renders", "render_extrinsics", "render_intrinsics", "occupancy_points",
+                 "occupancy_labels"),
+}
+
+
+class PreparedDataset:
+    """A torch-style dataset over one split of a prepared dataset.
+
+    ``dataset[i]`` returns a dict of torch tensors for ``method``:
+
+    * always: ``image`` (3+1, H, W) float in [0, 1] (RGBA), ``image_extrinsic`` (4, 4),
+      ``image_intrinsic`` (3, 3), ``category`` (int index into ``categories``), ``index``;
+    * pointcloud: ``fixed_depth`` (N, S, S), ``fixed_mask`` (N, S, S), ``novel_depth``
+      (K, S, S), ``novel_mask`` (K, S, S), ``novel_extrinsics`` (K, 4, 4);
+    * implicit: ``points`` (P, 3), ``occupancy`` (P,) float 0/1.
+
+    Random choices (which render, which novel views, which points) come from a generator
+    seeded by (``seed``, epoch, index): the same epoch gives the same samples, which makes
+    training resumable bit for bit. Call `set_epoch` at the start of each epoch.
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str | None = "train",
+        method: Method = "all",
+        settings: SampleSettings | None = None,
+        seed: int = 0,
+        categories: Iterable[str] | None = None,
+    ):
+        self.root = Path(root)
+        self.index = read_index(self.root)
+        self.settings = settings or SampleSettings()
+        self.method = method
+        self.seed = seed
+        self.epoch = 0
+        records = self.index["records"]
+        if split is not None:
+            if split not in SPLITS:
+                raise DatasetError(f"split must be one of {SPLITS}, got {split!r}")
+            records = [r for r in records if r["split"] == split]
+        wanted = set(categories) if categories is not None else None
+        if wanted is not None:
+            records = [r for r in records if r["category"] in wanted]
+        self.records = records
+        self.categories = sorted({r["category"] for r in self.index["records"]})
+        if method == "all":
+            self.keys = tuple(dict.fromkeys(_METHOD_KEYS["pointcloud"] + _METHOD_KEYS["implicit"]))
+        elif method in _METHOD_KEYS:
+            self.keys = _METHOD_KEYS[method]
+        else:
+            raise DatasetError(f"method must be pointcloud, implicit or all, got {method!r}")
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def _resize(self, images: np.ndarray, size: int) -> np.ndarray:
+        import torch
+        import torch.nn.functional as F
+
+        tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float()
+        return F.interpolate(tensor, size=(size, size), mode="area").permute(0, 2, 3, 1).numpy()
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        import torch
+
+        entry = self.records[i]
+        arrays, _ = read_record(self.root / entry["file"], self.keys)
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        s = self.settings
+        out: dict[str, Any] = {"index": torch.tensor(i),
+                               "category": torch.tensor(self.categories.index(entry["category"]))}
+        renders = arrays["renders"]
+        chosen = rng.choice(len(renders), size=s.input_views, replace=len(renders) < s.input_views)
+        images = renders[chosen].astype(np.float32) / 255.0
+        intrinsics = arrays["render_intrinsics"][chosen].copy()
+        if s.image_size is not None and s.image_size != images.shape[1]:
+            intrinsics[:, :2] *= s.image_size / images.shape[1]
+            images = self._resize(images, s.image_size)
+        image = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+        out["image"] = image[0] if s.input_views == 1 else image
+        ext = torch.from_numpy(arrays["render_extrinsics"][chosen])
+        intr = torch.from_numpy(intrinsics)
+        out["image_extrinsic"] = ext[0] if s.input_views == 1 else ext
+        out["image_intrinsic"] = intr[0] if s.input_views == 1 else intr
+        if "fixed_depth" in arrays:
+            fixed = torch.from_numpy(arrays["fixed_depth"])
+            out["fixed_depth"], out["fixed_mask"] = fixed, (fixed > 0).float()
+            count = len(arrays["novel_depth"])
+            views = rng.choice(count, size=min(s.novel_views, count), replace=False)
+            novel = torch.from_numpy(arrays["novel_depth"][views])
+            out["novel_depth"], out["novel_mask"] = novel, (novel > 0).float()
+            out["novel_extrinsics"] = torch.from_numpy(arrays["novel_extrinsics"][views])
+        if "occupancy_points" in arrays:
+            points = arrays["occupancy_points"]
+            labels = np.unpackbits(arrays["occupancy_labels"], count=len(points))
+            uniform = int(entry.get("uniform_count", len(points) // 2))
+            half = s.occupancy_points // 2
+            pick = np.concatenate([
+                rng.integers(0, uniform, size=half),
+                rng.integers(uniform, len(points), size=s.occupancy_points - half),
+            ])
+            out["points"] = torch.from_numpy(points[pick].astype(np.float32))
+            out["occupancy"] = torch.from_numpy(labels[pick].astype(np.float32))
+        return out
+
+
+def grid_coordinates(resolution: int, half_extent: float = PADDED_HALF_EXTENT) -> np.ndarray:
+    """Voxel-centre coordinates (R,) along one axis of the padded box's R^3 grid."""
+    step = 2.0 * half_extent / resolution
+    return -half_extent + step * (np.arange(resolution) + 0.5)
+
+
+def voxel_index(points: np.ndarray, resolution: int,
+                half_extent: float = PADDED_HALF_EXTENT) -> np.ndarray:
+    """Integer voxel indices (N, 3) of ``points`` (N, 3), clipped into the grid."""
+    scaled = (points + half_extent) * (resolution / (2.0 * half_extent))
+    return np.clip(np.floor(scaled).astype(np.int64), 0, resolution - 1)

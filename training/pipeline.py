@@ -1,0 +1,183 @@
+"""From a shape to a prepared record: renders, depth maps, occupancy, voxels, surface points."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from recon_core.data import record_path, split_of, write_record
+from recon_core.geometry import fixed_views, sample_novel_views
+from training.meshes import MeshError, Shape, shape_from_file
+from training.render import RenderSettings, sample_input_cameras
+from training.sampling import (
+    OccupancySettings,
+    downsample_voxels,
+    occupancy_samples,
+    outer_surface_samples,
+    solid_grid,
+)
+
+__all__ = ["PrepareSettings", "ShapeSpec", "load_shape", "build_record", "process_spec"]
+
+
+@dataclass
+class PrepareSettings:
+    """Everything that decides the content of a prepared record."""
+
+    fixed_views: int = 8
+    """Fixed fusion views (4, 6, 8, 12 or 20)."""
+    view_size: int = 128
+    """Side of the fixed- and novel-view depth maps in pixels."""
+    novel_views: int = 32
+    """Random novel views per shape."""
+    seed: int = 0
+    """Base seed; each shape's random choices derive from it and the shape id."""
+    render: RenderSettings = field(default_factory=RenderSettings)
+    occupancy: OccupancySettings = field(default_factory=OccupancySettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass
+class ShapeSpec:
+    """A picklable description of one shape to prepare (the worker loads it)."""
+
+    id: str
+    category: str
+    kind: str
+    """``procedural`` (params: seed) or ``file`` (params: path, up, front, and optionally
+    rotation and stretch_to, see `training.meshes.source_transform`)."""
+    params: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+def load_shape(spec: ShapeSpec) -> Shape:
+    """Build or load the shape a spec describes. Raises MeshError for unusable meshes."""
+    if spec.kind == "procedural":
+        from training.procedural import make_shape
+
+        shape = make_shape(spec.category, int(spec.params["seed"]))
+        shape.meta.update(spec.meta)
+        return shape
+    if spec.kind == "file":
+        params = spec.params
+        path = Path(params["path"])
+        return shape_from_file(
+            path, spec.id, spec.category,
+            up=params.get("up", "+z"),
+            front=params.get("front", "-y"),
+            rotation=None if params.get("rotation") is None else np.asarray(params["rotation"]),
+            stretch_to=params.get("stretch_to"),
+            meta=spec.meta,
+            render_with_blender=path.suffix.lower() in (".obj", ".glb", ".gltf"),
+        )
+    raise ValueError(f"unknown shape kind {spec.kind!r}")
+
+
+def _shape_rng(settings: PrepareSettings, shape_id: str) -> np.random.Generator:
+    digest = int.from_bytes(hashlib.sha256(shape_id.encode("utf-8")).digest()[:8], "little")
+    return np.random.default_rng([settings.seed, digest])
+
+
+def build_record(shape: Shape, settings: PrepareSettings, renderer) -> tuple[dict, dict]:
+    """All arrays of one record (see recon_core.data) and its meta."""
+    from training.raycast import RayCaster
+
+    rng = _shape_rng(settings, shape.id)
+    caster = RayCaster(shape.vertices, shape.faces)
+    fixed = fixed_views(settings.fixed_views, settings.view_size)
+    novel = sample_novel_views(settings.novel_views, rng, settings.view_size)
+    fixed_depth = caster.depth_maps(fixed)
+    novel_depth = caster.depth_maps(novel)
+    if not np.any(fixed_depth > 0):
+        raise MeshError(f"{shape.id}: nothing visible from the fixed views")
+
+    grid = solid_grid(shape.vertices, shape.faces, settings.occupancy)
+    points, labels = occupancy_samples(grid, shape.vertices, shape.faces, settings.occupancy, rng)
+    surface, normals = outer_surface_samples(grid, shape.vertices, shape.faces,
+                                             settings.occupancy.surface_points, rng)
+    voxels = downsample_voxels(grid.state, settings.occupancy.voxel_resolution)
+
+    cameras = sample_input_cameras(settings.render.views, rng, settings.render)
+    renders, intrinsics = renderer.render(shape, cameras, rng)
+
+    arrays = {
+        "renders": renders,
+        "render_extrinsics": np.stack([c.extrinsic for c in cameras]),
+        "render_intrinsics": intrinsics,
+        "fixed_depth": fixed_depth,
+        "fixed_extrinsics": np.stack([c.extrinsic for c in fixed]),
+        "fixed_intrinsics": fixed[0].intrinsic,
+        "novel_depth": novel_depth,
+        "novel_extrinsics": np.stack([c.extrinsic for c in novel]),
+        "novel_intrinsics": novel[0].intrinsic,
+        "occupancy_points": points,
+        "occupancy_labels": np.packbits(labels),
+        "voxels": np.packbits(voxels.ravel()),
+        "surface_points": surface,
+        "surface_normals": normals,
+    }
+    meta = dict(
+        shape.meta,
+        id=shape.id,
+        category=shape.category,
+        uniform_count=settings.occupancy.uniform_points,
+        voxel_resolution=settings.occupancy.voxel_resolution,
+        inside_fraction=float(labels[: settings.occupancy.uniform_points].mean()),
+        faces=int(len(shape.faces)),
+    )
+    return arrays, meta
+
+
+_RENDERER = None
+
+
+def _renderer(settings: PrepareSettings):
+    global _RENDERER
+    if _RENDERER is None:
+        from training.render import BlenderRenderer
+
+        _RENDERER = BlenderRenderer(settings.render)
+    return _RENDERER
+
+
+def index_entry(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
+    """The index line of a record."""
+    return {
+        "id": meta["id"],
+        "file": str(record_path(root, meta["id"]).relative_to(root)),
+        "category": meta["category"],
+        "split": split_of(meta["id"]),
+        "source": meta.get("source"),
+        "licence": meta.get("licence"),
+        "author": meta.get("author"),
+        "uniform_count": meta["uniform_count"],
+    }
+
+
+def process_spec(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[str, Any]:
+    """Worker entry point: prepare one shape and write its record. Never raises for a bad
+    mesh: returns ``{"id", "status": "ok"|"skipped", "reason", "seconds", "entry"}``."""
+    start = time.perf_counter()
+    root_path = Path(root)
+    try:
+        shape = load_shape(spec)
+        arrays, meta = build_record(shape, settings, _renderer(settings))
+        write_record(root_path, arrays, meta)
+        entry = index_entry(root_path, meta)
+        return {"id": spec.id, "status": "ok", "entry": entry,
+                "seconds": time.perf_counter() - start}
+    except (MeshError, ValueError) as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return {"id": spec.id, "status": "skipped", "reason": reason,
+                "seconds": time.perf_counter() - start}
+    except MemoryError:
+        return {"id": spec.id, "status": "skipped", "reason": f"{spec.id}: out of memory",
+                "seconds": time.perf_counter() - start}

@@ -1,0 +1,1 @@
+"""Shape sources for the data pipeline: each turns its input into `ShapeSpec`s."""
