@@ -73,6 +73,7 @@ def source_specs(args: argparse.Namespace) -> list[ShapeSpec]:
                         "rotation": e.rotation.tolist(), "stretch_to": [width, height, depth]},
                 meta={"source": "sweethome3d", "name": e.name, "catalog": e.catalog,
                       "catalog_category": e.catalog_category, "licence": e.licence,
+                      "licence_text": e.licence_text,
                       "author": e.creator, "original_file": str(e.model.relative_to(catalogs))},
             ))
         return specs

@@ -40,8 +40,10 @@ class RenderSettings:
     """Input renders per shape."""
     size: int = 128
     """Side of the stored (framed) renders in pixels."""
-    supersample: int = 3
-    """Blender renders at ``supersample * size`` before framing."""
+    supersample: int = 4
+    """Blender renders at ``supersample * size`` without its own anti-aliasing; framing
+    shrinks it with a box filter, which anti-aliases better and faster than Workbench's
+    multi-sample AA (measured: 1.1 s against 5.6 s for 12 views of a 58k-face sofa)."""
     elevation_range: tuple[float, float] = (-10.0, 50.0)
     """Camera elevation range in degrees (azimuth is uniform over 0-360)."""
     distance_range: tuple[float, float] = (1.8, 2.6)
@@ -105,7 +107,7 @@ class BlenderRenderer:
         scene.render.image_settings.color_mode = "RGBA"
         scene.render.image_settings.color_depth = "8"
         scene.view_settings.view_transform = "Standard"
-        scene.display.render_aa = "8"
+        scene.display.render_aa = "OFF"
         shading = scene.display.shading
         shading.light = "STUDIO"
         shading.show_object_outline = False

@@ -45,6 +45,8 @@ class CatalogEntry:
     """(width, depth, height) in centimetres as the catalog states them."""
     creator: str
     licence: str
+    """SPDX identifier: CC0-1.0 or CC-BY-3.0."""
+    licence_text: str
     catalog: str
     door_or_window: bool
 
@@ -184,7 +186,16 @@ _NAME_RULES: list[tuple[str, str]] = [
      r"seat leon|beetle", "car"),
     (r"plant|tree|palm|pine|bush|cactus|ficus|yucca|bamboo|bonsai|orchid|flower|tulip|lily|"
      r"hedge|maple|poplar|cypress|acacia|beech|spathiphyllum|blossom|succulent", "plant"),
-    (r"\btv\b|screen|monitor|imac|laptop", "screen"),
+    (r"\btv\b|screen|monitor|imac|laptop|ibook", "screen"),
+    (r"biplane|airplane|aeroplane", "airplane"),
+    (r"motorbike|bike|bicycle|scooter|tricycle", "bike"),
+    (r"washbasin|\bsink\b|toilets? unit|bidet|urinal|\bbath\b|bathtub|shower stall", "sanitary"),
+    (r"\bjar\b|pottery", "vase"),
+    (r"\bglass\b|\bbowl\b|\bplate\b|\bpan\b|\bpot\b", "tableware"),
+    (r"piano", "piano"),
+    (r"radiator", "radiator"),
+    (r"\bbox\b|crate|barrel|trunck|trunk|suitcase", "box"),
+    (r"trash ?can|dustbin|recycling bin", "bin"),
 ]
 
 
@@ -209,8 +220,10 @@ def read_catalogs(catalogs: Path) -> list[CatalogEntry]:
         if not props_file.exists():
             continue
         props = parse_properties(props_file.read_bytes().decode("latin-1"))
-        licence = props.get("license", "").split("  ")[0].strip() or _licence_from_header(
+        licence_text = props.get("license", "").split("  ")[0].strip() or _licence_from_header(
             props_file)
+        licence = "CC0-1.0" if "public domain" in licence_text.lower() else (
+            "CC-BY-3.0" if "attribution" in licence_text.lower() else licence_text)
         indices = sorted(int(k.split("#")[1]) for k in props if re.fullmatch(r"model#\d+", k))
         for n in indices:
             rotation = np.eye(3)
@@ -232,6 +245,7 @@ def read_catalogs(catalogs: Path) -> list[CatalogEntry]:
                                                                              "height")),
                 creator=props.get(f"creator#{n}", "").strip(),
                 licence=licence,
+                licence_text=licence_text,
                 catalog=folder.name,
                 door_or_window=door,
             ))
