@@ -39,9 +39,10 @@ import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 
@@ -101,7 +102,7 @@ def split_of(shape_id: str) -> str:
     digest = hashlib.sha256(shape_id.encode("utf-8")).digest()
     unit = int.from_bytes(digest[:8], "big") / 2.0**64
     cumulative = 0.0
-    for name, fraction in zip(SPLITS, _SPLIT_FRACTIONS):
+    for name, fraction in zip(SPLITS, _SPLIT_FRACTIONS, strict=False):
         cumulative += fraction
         if unit < cumulative:
             return name
@@ -151,7 +152,9 @@ def _validate(arrays: RecordArrays, where: str) -> None:
     for prefix in ("fixed", "novel"):
         depth, ext = arrays[f"{prefix}_depth"], arrays[f"{prefix}_extrinsics"]
         if depth.ndim != 3 or ext.shape != (depth.shape[0], 4, 4):
-            raise DatasetError(f"{where}: {prefix} views are inconsistent: {depth.shape}, {ext.shape}")
+            raise DatasetError(
+                f"{where}: {prefix} views are inconsistent: {depth.shape}, {ext.shape}"
+            )
 
 
 def write_record(root: str | Path, arrays: RecordArrays, meta: dict[str, Any]) -> Path:
@@ -177,7 +180,8 @@ def read_record(path: str | Path, keys: Iterable[str] | None = None) -> tuple[Re
         raise DatasetError(f"{path}: unreadable record ({exc})") from exc
     if meta.get("format_version") != FORMAT_VERSION:
         raise DatasetError(
-            f"{path}: format version {meta.get('format_version')}, this reader needs {FORMAT_VERSION}"
+            f"{path}: format version {meta.get('format_version')}, "
+            f"this reader needs {FORMAT_VERSION}"
         )
     return arrays, meta
 
@@ -199,7 +203,8 @@ def read_index(root: str | Path) -> dict[str, Any]:
         raise DatasetError(f"{path}: unreadable index ({exc})") from exc
     if index.get("format_version") != FORMAT_VERSION:
         raise DatasetError(
-            f"{path}: format version {index.get('format_version')}, this reader needs {FORMAT_VERSION}"
+            f"{path}: format version {index.get('format_version')}, "
+            f"this reader needs {FORMAT_VERSION}"
         )
     return index
 
@@ -227,10 +232,21 @@ class SampleSettings:
 
 
 _METHOD_KEYS = {
-    "pointcloud": ("renders", "render_extrinsics", "render_intrinsics", "fixed_depth",
-                   "novel_depth", "novel_extrinsics"),
-    "implicit": ("renders", "render_extrinsics", "render_intrinsics", "occupancy_points",
-                 "occupancy_labels"),
+    "pointcloud": (
+        "renders",
+        "render_extrinsics",
+        "render_intrinsics",
+        "fixed_depth",
+        "novel_depth",
+        "novel_extrinsics",
+    ),
+    "implicit": (
+        "renders",
+        "render_extrinsics",
+        "render_intrinsics",
+        "occupancy_points",
+        "occupancy_labels",
+    ),
 }
 
 
@@ -302,8 +318,10 @@ class PreparedDataset:
         arrays, _ = read_record(self.root / entry["file"], self.keys)
         rng = np.random.default_rng([self.seed, self.epoch, i])
         s = self.settings
-        out: dict[str, Any] = {"index": torch.tensor(i),
-                               "category": torch.tensor(self.categories.index(entry["category"]))}
+        out: dict[str, Any] = {
+            "index": torch.tensor(i),
+            "category": torch.tensor(self.categories.index(entry["category"])),
+        }
         renders = arrays["renders"]
         chosen = rng.choice(len(renders), size=s.input_views, replace=len(renders) < s.input_views)
         images = renders[chosen].astype(np.float32) / 255.0
@@ -330,10 +348,12 @@ class PreparedDataset:
             labels = np.unpackbits(arrays["occupancy_labels"], count=len(points))
             uniform = int(entry.get("uniform_count", len(points) // 2))
             half = s.occupancy_points // 2
-            pick = np.concatenate([
-                rng.integers(0, uniform, size=half),
-                rng.integers(uniform, len(points), size=s.occupancy_points - half),
-            ])
+            pick = np.concatenate(
+                [
+                    rng.integers(0, uniform, size=half),
+                    rng.integers(uniform, len(points), size=s.occupancy_points - half),
+                ]
+            )
             out["points"] = torch.from_numpy(points[pick].astype(np.float32))
             out["occupancy"] = torch.from_numpy(labels[pick].astype(np.float32))
         return out
@@ -345,8 +365,9 @@ def grid_coordinates(resolution: int, half_extent: float = PADDED_HALF_EXTENT) -
     return -half_extent + step * (np.arange(resolution) + 0.5)
 
 
-def voxel_index(points: np.ndarray, resolution: int,
-                half_extent: float = PADDED_HALF_EXTENT) -> np.ndarray:
+def voxel_index(
+    points: np.ndarray, resolution: int, half_extent: float = PADDED_HALF_EXTENT
+) -> np.ndarray:
     """Integer voxel indices (N, 3) of ``points`` (N, 3), clipped into the grid."""
     scaled = (points + half_extent) * (resolution / (2.0 * half_extent))
     return np.clip(np.floor(scaled).astype(np.int64), 0, resolution - 1)

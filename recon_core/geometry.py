@@ -248,17 +248,17 @@ def fixed_views(count: int = 8, size: int = 128) -> list[Camera]:
     ]
 
 
-def sample_novel_views(
-    count: int, rng: np.random.Generator, size: int = 128
-) -> list[Camera]:
+def sample_novel_views(count: int, rng: np.random.Generator, size: int = 128) -> list[Camera]:
     """Orthographic cameras with directions uniform on the sphere and uniform random roll."""
     intrinsic = orthographic_intrinsics(size)
     directions = rng.normal(size=(count, 3))
     directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     rolls = rng.uniform(0.0, 2.0 * math.pi, size=count)
     return [
-        Camera(look_at(FIXED_VIEW_DISTANCE * d, roll=float(r)), intrinsic, "orthographic", size, size)
-        for d, r in zip(directions, rolls)
+        Camera(
+            look_at(FIXED_VIEW_DISTANCE * d, roll=float(r)), intrinsic, "orthographic", size, size
+        )
+        for d, r in zip(directions, rolls, strict=False)
     ]
 
 
@@ -304,19 +304,19 @@ def pixel_rays(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
     (``v`` slow, ``u`` fast). Perspective rays start at the camera centre; orthographic rays
     start on the camera plane. The ray parameter of a hit equals its depth for orthographic
     views; for perspective views ``depth = t * cos(angle to the axis)``."""
-    v, u = np.meshgrid(
-        np.arange(camera.height) + 0.5, np.arange(camera.width) + 0.5, indexing="ij"
-    )
+    v, u = np.meshgrid(np.arange(camera.height) + 0.5, np.arange(camera.width) + 0.5, indexing="ij")
     pixels = np.stack([u.ravel(), v.ravel()], axis=1)
     rotation = camera.extrinsic[:3, :3]
     forward = -rotation[2]
     if camera.projection == "orthographic":
-        origins = unproject(pixels, np.zeros(len(pixels)), camera.extrinsic, camera.intrinsic,
-                            "orthographic")
+        origins = unproject(
+            pixels, np.zeros(len(pixels)), camera.extrinsic, camera.intrinsic, "orthographic"
+        )
         directions = np.broadcast_to(forward, origins.shape).copy()
     else:
-        far = unproject(pixels, np.ones(len(pixels)), camera.extrinsic, camera.intrinsic,
-                        "perspective")
+        far = unproject(
+            pixels, np.ones(len(pixels)), camera.extrinsic, camera.intrinsic, "perspective"
+        )
         origins = np.broadcast_to(camera.position, far.shape).copy()
         directions = far - origins
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)

@@ -52,7 +52,9 @@ def crop_resize(rgba: np.ndarray, box: tuple[float, float, float], size: int) ->
     return np.asarray(out.convert("RGBA"))
 
 
-def crop_intrinsics(intrinsic: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
+def crop_intrinsics(
+    intrinsic: np.ndarray, box: tuple[float, float, float], size: int
+) -> np.ndarray:
     """Intrinsics (3, 3) of the image cut out by `crop_resize`."""
     x0, y0, side = box
     scale = size / side

@@ -17,13 +17,25 @@ import numpy as np
 
 from recon_core.geometry import apply_transform, axis_conversion, normalization_transform
 
-__all__ = ["Shape", "MeshError", "MESH_SUFFIXES", "load_mesh_file", "clean_triangles",
-           "source_transform", "shape_from_file"]
+__all__ = [
+    "Shape",
+    "MeshError",
+    "MESH_SUFFIXES",
+    "load_mesh_file",
+    "clean_triangles",
+    "source_transform",
+    "shape_from_file",
+]
 
 MESH_SUFFIXES = (".obj", ".ply", ".stl", ".off", ".glb", ".gltf")
 
 MAX_FACES = 2_000_000
-"""Meshes with more triangles than this are skipped as too large for the pipeline."""
+"""Default limit: meshes with more triangles than this are skipped as too large."""
+
+_BYTES_PER_FACE = 200
+"""A file larger than ``max_faces * _BYTES_PER_FACE`` bytes is refused before parsing (a
+text OBJ triangle with its vertices takes well under this), so that a huge file cannot
+exhaust memory while being read."""
 
 
 class MeshError(ValueError):
@@ -51,15 +63,17 @@ class Shape:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def clean_triangles(vertices: np.ndarray, faces: np.ndarray, where: str) -> np.ndarray:
+def clean_triangles(
+    vertices: np.ndarray, faces: np.ndarray, where: str, max_faces: int = MAX_FACES
+) -> np.ndarray:
     """Drop faces with out-of-range indices or zero area; raise MeshError when nothing usable
     is left. Returns the kept faces."""
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(vertices) == 0 or len(faces) == 0:
         raise MeshError(f"{where}: empty mesh (no triangles)")
-    if len(faces) > MAX_FACES:
-        raise MeshError(f"{where}: {len(faces)} triangles, more than the limit of {MAX_FACES}")
+    if len(faces) > max_faces:
+        raise MeshError(f"{where}: {len(faces)} triangles, more than the limit of {max_faces}")
     if not np.all(np.isfinite(vertices)):
         raise MeshError(f"{where}: vertices contain NaN or infinity")
     valid = np.all((faces >= 0) & (faces < len(vertices)), axis=1)
@@ -74,7 +88,7 @@ def clean_triangles(vertices: np.ndarray, faces: np.ndarray, where: str) -> np.n
     return faces
 
 
-def load_mesh_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def load_mesh_file(path: Path, max_faces: int = MAX_FACES) -> tuple[np.ndarray, np.ndarray]:
     """Read the triangles of a mesh file (OBJ, PLY, STL, OFF, glTF/GLB) in the file's own
     coordinates (scene-graph transforms applied). Raises MeshError with a one-line reason."""
     import trimesh
@@ -83,8 +97,15 @@ def load_mesh_file(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if path.suffix.lower() not in MESH_SUFFIXES:
         raise MeshError(f"{path}: unsupported mesh format {path.suffix!r}")
     try:
-        if path.stat().st_size == 0:
+        size = path.stat().st_size
+        if size == 0:
             raise MeshError(f"{path}: empty file")
+        if size > max_faces * _BYTES_PER_FACE:
+            raise MeshError(
+                f"{path}: file of {size / 1e6:.0f} MB is too large "
+                f"(limit {max_faces * _BYTES_PER_FACE / 1e6:.0f} MB for "
+                f"{max_faces} triangles)"
+            )
         kwargs = {"skip_materials": True} if path.suffix.lower() == ".obj" else {}
         loaded = trimesh.load(path, force="mesh", process=False, **kwargs)
     except MeshError:
@@ -134,11 +155,12 @@ def shape_from_file(
     stretch_to: tuple[float, float, float] | None = None,
     meta: dict[str, Any] | None = None,
     render_with_blender: bool = True,
+    max_faces: int = MAX_FACES,
 ) -> Shape:
     """Load ``path``, turn it into the object frame (`source_transform`), normalise, and
     return a Shape that Blender renders from the file itself."""
-    vertices, faces = load_mesh_file(path)
-    faces = clean_triangles(vertices, faces, str(path))
+    vertices, faces = load_mesh_file(path, max_faces)
+    faces = clean_triangles(vertices, faces, str(path), max_faces)
     used = np.unique(faces.ravel())
     compact = np.full(len(vertices), -1, dtype=np.int64)
     compact[used] = np.arange(len(used))

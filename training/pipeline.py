@@ -13,7 +13,7 @@ import numpy as np
 
 from recon_core.data import record_path, split_of, write_record
 from recon_core.geometry import fixed_views, sample_novel_views
-from training.meshes import MeshError, Shape, shape_from_file
+from training.meshes import MAX_FACES, MeshError, Shape, shape_from_file
 from training.render import RenderSettings, sample_input_cameras
 from training.sampling import (
     OccupancySettings,
@@ -23,7 +23,14 @@ from training.sampling import (
     solid_grid,
 )
 
-__all__ = ["PrepareSettings", "ShapeSpec", "load_shape", "build_record", "process_spec"]
+__all__ = [
+    "PrepareSettings",
+    "ShapeSpec",
+    "load_shape",
+    "build_record",
+    "process_spec",
+    "worker_init",
+]
 
 
 @dataclass
@@ -38,6 +45,8 @@ class PrepareSettings:
     """Random novel views per shape."""
     seed: int = 0
     """Base seed; each shape's random choices derive from it and the shape id."""
+    max_faces: int = MAX_FACES
+    """Meshes with more triangles are skipped."""
     render: RenderSettings = field(default_factory=RenderSettings)
     occupancy: OccupancySettings = field(default_factory=OccupancySettings)
 
@@ -58,7 +67,7 @@ class ShapeSpec:
     meta: dict[str, Any] = field(default_factory=dict)
 
 
-def load_shape(spec: ShapeSpec) -> Shape:
+def load_shape(spec: ShapeSpec, max_faces: int = MAX_FACES) -> Shape:
     """Build or load the shape a spec describes. Raises MeshError for unusable meshes."""
     if spec.kind == "procedural":
         from training.procedural import make_shape
@@ -70,13 +79,16 @@ def load_shape(spec: ShapeSpec) -> Shape:
         params = spec.params
         path = Path(params["path"])
         return shape_from_file(
-            path, spec.id, spec.category,
+            path,
+            spec.id,
+            spec.category,
             up=params.get("up", "+z"),
             front=params.get("front", "-y"),
             rotation=None if params.get("rotation") is None else np.asarray(params["rotation"]),
             stretch_to=params.get("stretch_to"),
             meta=spec.meta,
             render_with_blender=path.suffix.lower() in (".obj", ".glb", ".gltf"),
+            max_faces=max_faces,
         )
     raise ValueError(f"unknown shape kind {spec.kind!r}")
 
@@ -101,8 +113,9 @@ def build_record(shape: Shape, settings: PrepareSettings, renderer) -> tuple[dic
 
     grid = solid_grid(shape.vertices, shape.faces, settings.occupancy)
     points, labels = occupancy_samples(grid, shape.vertices, shape.faces, settings.occupancy, rng)
-    surface, normals = outer_surface_samples(grid, shape.vertices, shape.faces,
-                                             settings.occupancy.surface_points, rng)
+    surface, normals = outer_surface_samples(
+        grid, shape.vertices, shape.faces, settings.occupancy.surface_points, rng
+    )
     voxels = downsample_voxels(grid.state, settings.occupancy.voxel_resolution)
 
     cameras = sample_input_cameras(settings.render.views, rng, settings.render)
@@ -139,6 +152,23 @@ def build_record(shape: Shape, settings: PrepareSettings, renderer) -> tuple[dic
 _RENDERER = None
 
 
+def worker_init() -> None:
+    """Pool initializer. A parent that has imported bpy passes Blender's script folders on
+    to spawned children in sys.path; their ``bpy`` package would shadow the real module."""
+    import sys
+
+    if "bpy" in sys.modules:
+        return
+    sys.path[:] = [
+        p
+        for p in sys.path
+        if not (
+            "/scripts" in p.replace("\\", "/")
+            and ("/bpy/" in p.replace("\\", "/") or "/blender/" in p.replace("\\", "/"))
+        )
+    ]
+
+
 def _renderer(settings: PrepareSettings):
     global _RENDERER
     if _RENDERER is None:
@@ -168,16 +198,28 @@ def process_spec(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[
     start = time.perf_counter()
     root_path = Path(root)
     try:
-        shape = load_shape(spec)
+        shape = load_shape(spec, settings.max_faces)
         arrays, meta = build_record(shape, settings, _renderer(settings))
         write_record(root_path, arrays, meta)
         entry = index_entry(root_path, meta)
-        return {"id": spec.id, "status": "ok", "entry": entry,
-                "seconds": time.perf_counter() - start}
+        return {
+            "id": spec.id,
+            "status": "ok",
+            "entry": entry,
+            "seconds": time.perf_counter() - start,
+        }
     except (MeshError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return {"id": spec.id, "status": "skipped", "reason": reason,
-                "seconds": time.perf_counter() - start}
+        return {
+            "id": spec.id,
+            "status": "skipped",
+            "reason": reason,
+            "seconds": time.perf_counter() - start,
+        }
     except MemoryError:
-        return {"id": spec.id, "status": "skipped", "reason": f"{spec.id}: out of memory",
-                "seconds": time.perf_counter() - start}
+        return {
+            "id": spec.id,
+            "status": "skipped",
+            "reason": f"{spec.id}: out of memory",
+            "seconds": time.perf_counter() - start,
+        }

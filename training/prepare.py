@@ -19,14 +19,15 @@ import os
 import sys
 import time
 from collections import Counter, deque
+from collections.abc import Iterable
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 from recon_core.data import atomic_write_bytes, record_path, write_index
 from recon_core.geometry import fixed_views
-from training.pipeline import PrepareSettings, ShapeSpec, process_spec
+from training.pipeline import PrepareSettings, ShapeSpec, process_spec, worker_init
 from training.render import RenderSettings
 from training.sampling import OccupancySettings
 
@@ -43,14 +44,20 @@ def source_specs(args: argparse.Namespace) -> list[ShapeSpec]:
         categories = args.categories or list(CATEGORIES)
         unknown = sorted(set(categories) - set(CATEGORIES))
         if unknown:
-            raise SystemExit(f"error: unknown procedural categories {unknown}; known: "
-                             f"{', '.join(CATEGORIES)}")
+            raise SystemExit(
+                f"error: unknown procedural categories {unknown}; known: {', '.join(CATEGORIES)}"
+            )
         count = args.count if args.count is not None else 10
         return [
-            ShapeSpec(id=shape_id(c, args.first_seed + k), category=c, kind="procedural",
-                      params={"seed": args.first_seed + k},
-                      meta={"source": "procedural"})
-            for c in categories for k in range(count)
+            ShapeSpec(
+                id=shape_id(c, args.first_seed + k),
+                category=c,
+                kind="procedural",
+                params={"seed": args.first_seed + k},
+                meta={"source": "procedural"},
+            )
+            for c in categories
+            for k in range(count)
         ]
     if args.source == "sweethome3d":
         from training.sources import sweethome3d as sh3d
@@ -66,16 +73,7 @@ def source_specs(args: argparse.Namespace) -> list[ShapeSpec]:
                 continue
             if wanted is not None and e.category not in wanted:
                 continue
-            width, depth, height = e.size_cm
-            specs.append(ShapeSpec(
-                id=e.id, category=e.category, kind="file",
-                params={"path": str(e.model), "up": "+y", "front": "+z",
-                        "rotation": e.rotation.tolist(), "stretch_to": [width, height, depth]},
-                meta={"source": "sweethome3d", "name": e.name, "catalog": e.catalog,
-                      "catalog_category": e.catalog_category, "licence": e.licence,
-                      "licence_text": e.licence_text,
-                      "author": e.creator, "original_file": str(e.model.relative_to(catalogs))},
-            ))
+            specs.append(sh3d.entry_spec(e, catalogs))
         return specs
     from training.sources.folder import folder_specs
 
@@ -114,7 +112,8 @@ def _read_log(path: Path) -> dict[str, dict[str, Any]]:
 
 def _write_dataset_index(out: Path, settings: PrepareSettings, log: dict[str, dict]) -> dict:
     entries = [
-        r["entry"] for r in log.values()
+        r["entry"]
+        for r in log.values()
         if r["status"] == "ok" and (out / r["entry"]["file"]).exists()
     ]
     entries.sort(key=lambda e: e["id"])
@@ -143,10 +142,15 @@ def _write_dataset_index(out: Path, settings: PrepareSettings, log: dict[str, di
 
 
 def _check_settings(out: Path, settings: PrepareSettings) -> None:
+    """The first build records its settings; a resumed build must use the same ones (the
+    skip limit ``max_faces`` aside, which changes no record)."""
     path = out / "prepare_settings.json"
     text = json.dumps(settings.to_dict(), indent=1, sort_keys=True)
     if path.exists():
-        if json.loads(path.read_text("utf-8")) != json.loads(text):
+        old, new = json.loads(path.read_text("utf-8")), json.loads(text)
+        old.pop("max_faces", None)
+        new.pop("max_faces", None)
+        if old != new:
             raise SystemExit(
                 f"error: {out} was built with other settings (see {path}); "
                 "use a new --out folder or the same settings"
@@ -156,14 +160,20 @@ def _check_settings(out: Path, settings: PrepareSettings) -> None:
 
 
 def build_dataset(
-    specs: list[ShapeSpec], out: Path, settings: PrepareSettings, workers: int = 2,
-    retry_skipped: bool = False, progress: bool = True,
+    specs: list[ShapeSpec],
+    out: Path,
+    settings: PrepareSettings,
+    workers: int = 2,
+    retry_skipped: bool = False,
+    progress: bool = True,
 ) -> dict:
     """Prepare every spec not yet done in ``out``; returns the written index."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
     _check_settings(out, settings)
+    for stale in (out / "records").glob(".*.tmp"):  # left by a build that was killed
+        stale.unlink()
     log_path = out / "build_log.jsonl"
     log = _read_log(log_path)
     todo = []
@@ -174,8 +184,14 @@ def build_dataset(
         if done and done["status"] == "skipped" and not retry_skipped:
             continue
         todo.append(spec)
-    bar = tqdm(total=len(todo), desc="preparing", unit="shape", disable=not progress,
-               dynamic_ncols=True, file=sys.stderr)
+    bar = tqdm(
+        total=len(todo),
+        desc="preparing",
+        unit="shape",
+        disable=not progress,
+        dynamic_ncols=True,
+        file=sys.stderr,
+    )
     counts: Counter = Counter()
 
     def record(result: dict[str, Any]) -> None:
@@ -184,7 +200,7 @@ def build_dataset(
             handle.write(json.dumps(result) + "\n")
         counts[result["status"]] += 1
         if result["status"] == "skipped":
-            bar.write(f"skipped {result['reason']}")
+            bar.write(f"skipped {result['reason']}", file=sys.stderr)
         bar.set_postfix(ok=counts["ok"], skipped=counts["skipped"])
         bar.update(1)
         if (counts["ok"] + counts["skipped"]) % 25 == 0:
@@ -199,8 +215,9 @@ def build_dataset(
     return _write_dataset_index(out, settings, log)
 
 
-def _run_pool(todo: list[ShapeSpec], settings: PrepareSettings, out: Path, workers: int,
-              record) -> None:
+def _run_pool(
+    todo: list[ShapeSpec], settings: PrepareSettings, out: Path, workers: int, record
+) -> None:
     """Run specs in worker processes. A worker that dies (Blender can crash on a broken
     file) takes its pool with it: the pool is restarted and the shapes in flight are tried
     again one at a time; a shape that kills a worker twice is skipped."""
@@ -210,7 +227,9 @@ def _run_pool(todo: list[ShapeSpec], settings: PrepareSettings, out: Path, worke
     while queue or suspects:
         solo = bool(suspects)
         source = suspects if solo else queue
-        pool = ProcessPoolExecutor(max_workers=1 if solo else workers, mp_context=context)
+        pool = ProcessPoolExecutor(
+            max_workers=1 if solo else workers, mp_context=context, initializer=worker_init
+        )
         running: dict = {}
         try:
             while source or running:
@@ -225,9 +244,14 @@ def _run_pool(todo: list[ShapeSpec], settings: PrepareSettings, out: Path, worke
         except BrokenProcessPool:
             for spec in running.values():
                 if spec.id in crashed_once:
-                    record({"id": spec.id, "status": "skipped",
+                    record(
+                        {
+                            "id": spec.id,
+                            "status": "skipped",
                             "reason": f"{spec.id}: the worker process crashed on this shape",
-                            "seconds": 0.0})
+                            "seconds": 0.0,
+                        }
+                    )
                 else:
                     crashed_once.add(spec.id)
                     suspects.append(spec)
@@ -236,40 +260,75 @@ def _run_pool(todo: list[ShapeSpec], settings: PrepareSettings, out: Path, worke
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m training.prepare", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.prepare",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--source", choices=SOURCES, required=True, help="where shapes come from")
-    parser.add_argument("--path", help="folder of meshes (folder), or of the .deb/.sh3f "
-                        "files (sweethome3d; default: download with apt-get into --cache)")
+    parser.add_argument(
+        "--path",
+        help="folder of meshes (folder), or of the .deb/.sh3f "
+        "files (sweethome3d; default: download with apt-get into --cache)",
+    )
     parser.add_argument("--out", required=True, help="dataset folder to create or resume")
-    parser.add_argument("--categories", nargs="+", help="only these categories (default: all "
-                        "known; for sweethome3d, all but other, door_window and person)")
-    parser.add_argument("--count", type=int, help="at most this many shapes per category "
-                        "(procedural default: 10)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1,
-                        help="worker processes (0: run in this process); default: all cores")
+    parser.add_argument(
+        "--categories",
+        nargs="+",
+        help="only these categories (default: all "
+        "known; for sweethome3d, all but other, door_window and person)",
+    )
+    parser.add_argument(
+        "--count", type=int, help="at most this many shapes per category (procedural default: 10)"
+    )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="worker processes (0: run in this process); default: all cores",
+    )
     parser.add_argument("--first-seed", type=int, default=0, help="procedural: first seed")
     parser.add_argument("--seed", type=int, default=0, help="base seed for views and samples")
-    parser.add_argument("--layout", choices=("plain", "shapenet"), default="plain",
-                        help="folder: plain (category = top folder) or ShapeNetCore v2")
-    parser.add_argument("--up", help="folder: the files' up axis, e.g. +y (default +z; "
-                        "shapenet +y)")
-    parser.add_argument("--front", help="folder: the axis the files' front faces, e.g. +z "
-                        "(default -y; shapenet -z)")
+    parser.add_argument(
+        "--layout",
+        choices=("plain", "shapenet"),
+        default="plain",
+        help="folder: plain (category = top folder) or ShapeNetCore v2",
+    )
+    parser.add_argument(
+        "--up", help="folder: the files' up axis, e.g. +y (default +z; shapenet +y)"
+    )
+    parser.add_argument(
+        "--front", help="folder: the axis the files' front faces, e.g. +z (default -y; shapenet -z)"
+    )
     parser.add_argument("--views", type=int, default=12, help="input renders per shape")
     parser.add_argument("--image-size", type=int, default=128, help="input render size")
     parser.add_argument("--fixed-views", type=int, default=8, choices=(4, 6, 8, 12, 20))
     parser.add_argument("--view-size", type=int, default=128, help="depth map size")
     parser.add_argument("--novel-views", type=int, default=32, help="novel views per shape")
-    parser.add_argument("--occupancy-resolution", type=int, default=256,
-                        help="flood-fill grid resolution (a multiple of 64)")
-    parser.add_argument("--occupancy-points", type=int, default=100_000,
-                        help="occupancy samples per shape, half uniform, half near-surface")
+    parser.add_argument(
+        "--occupancy-resolution",
+        type=int,
+        default=256,
+        help="flood-fill grid resolution (a multiple of 64)",
+    )
+    parser.add_argument(
+        "--occupancy-points",
+        type=int,
+        default=100_000,
+        help="occupancy samples per shape, half uniform, half near-surface",
+    )
     parser.add_argument("--surface-points", type=int, default=100_000)
-    parser.add_argument("--cache", help="sweethome3d: download and extraction cache "
-                        "(default ~/.cache/recon3d/sweethome3d)")
-    parser.add_argument("--retry-skipped", action="store_true",
-                        help="try again the shapes an earlier run skipped")
+    parser.add_argument(
+        "--max-faces", type=int, default=2_000_000, help="skip meshes with more triangles than this"
+    )
+    parser.add_argument(
+        "--cache",
+        help="sweethome3d: download and extraction cache (default ~/.cache/recon3d/sweethome3d)",
+    )
+    parser.add_argument(
+        "--retry-skipped", action="store_true", help="try again the shapes an earlier run skipped"
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -281,10 +340,14 @@ def settings_from_args(args: argparse.Namespace) -> PrepareSettings:
         view_size=args.view_size,
         novel_views=args.novel_views,
         seed=args.seed,
+        max_faces=args.max_faces,
         render=RenderSettings(views=args.views, size=args.image_size),
-        occupancy=OccupancySettings(resolution=args.occupancy_resolution, uniform_points=half,
-                                    near_points=args.occupancy_points - half,
-                                    surface_points=args.surface_points),
+        occupancy=OccupancySettings(
+            resolution=args.occupancy_resolution,
+            uniform_points=half,
+            near_points=args.occupancy_points - half,
+            surface_points=args.surface_points,
+        ),
     )
 
 
@@ -303,13 +366,16 @@ def main(argv: Iterable[str] | None = None) -> int:
         return 2
     out = Path(args.out)
     start = time.perf_counter()
-    index = build_dataset(specs, out, settings, args.workers, args.retry_skipped,
-                          progress=not args.no_progress)
+    index = build_dataset(
+        specs, out, settings, args.workers, args.retry_skipped, progress=not args.no_progress
+    )
     summary = index["summary"]
     minutes = (time.perf_counter() - start) / 60.0
-    print(f"{out}: {summary['records']} records "
-          f"({', '.join(f'{k} {v}' for k, v in summary['categories'].items())}); "
-          f"{summary['skipped']} skipped; {minutes:.1f} min")
+    print(
+        f"{out}: {summary['records']} records "
+        f"({', '.join(f'{k} {v}' for k, v in summary['categories'].items())}); "
+        f"{summary['skipped']} skipped; {minutes:.1f} min"
+    )
     return 0
 
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -37,7 +37,9 @@ def _render_tile(rgba: np.ndarray) -> np.ndarray:
     return (rgba[..., :3] * alpha + 255 * (1 - alpha)).astype(np.uint8)
 
 
-def _slice_tile(points: np.ndarray, labels: np.ndarray, voxels: np.ndarray, axis: int) -> np.ndarray:
+def _slice_tile(
+    points: np.ndarray, labels: np.ndarray, voxels: np.ndarray, axis: int
+) -> np.ndarray:
     """Plane ``axis`` = 0 seen so that image right/up are the remaining axes (for the YZ
     plane: +Y right, +Z up; XZ: +X right, +Z up; XY: +X right, +Y up)."""
     other = [a for a in range(3) if a != axis]
@@ -102,13 +104,18 @@ def dataset_sheet(root: Path, ids: Iterable[str] | None = None, per_category: in
     rows = []
     for r in chosen:
         row, meta = record_row(root / r["file"])
-        rows.append((row, f"{r['id']}  [{r['category']}, {r['split']}]  "
-                     f"inside {meta.get('inside_fraction', 0):.3f}"))
+        rows.append(
+            (
+                row,
+                f"{r['id']}  [{r['category']}, {r['split']}]  "
+                f"inside {meta.get('inside_fraction', 0):.3f}",
+            )
+        )
     width = rows[0][0].shape[1]
     sheet = Image.new("RGB", (width, len(rows) * (TILE + label_h) + label_h), "white")
     draw = ImageDraw.Draw(sheet)
     headings = ["input renders", "fixed views (depth)", "novel views", "XY / XZ / YZ slices"]
-    for x, text in zip((0, 6 * TILE, 14 * TILE, 18 * TILE), headings):
+    for x, text in zip((0, 6 * TILE, 14 * TILE, 18 * TILE), headings, strict=False):
         draw.text((x + 4, 2), text, fill="black")
     for k, (row, text) in enumerate(rows):
         y = label_h + k * (TILE + label_h)
@@ -118,8 +125,11 @@ def dataset_sheet(root: Path, ids: Iterable[str] | None = None, per_category: in
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.preview", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.preview",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("dataset", type=Path)
     parser.add_argument("--out", type=Path, required=True, help="PNG to write")
     parser.add_argument("--per-category", type=int, default=1)

@@ -47,7 +47,10 @@ class RayCaster:
         directions = np.concatenate([r[1] for r in rays])
         distance = self.hit_distance(origins, directions)
         forward = np.concatenate(
-            [np.broadcast_to(-c.extrinsic[2, :3], r[1].shape) for c, r in zip(cameras, rays)]
+            [
+                np.broadcast_to(-c.extrinsic[2, :3], r[1].shape)
+                for c, r in zip(cameras, rays, strict=False)
+            ]
         )
         depth = distance * np.einsum("ij,ij->i", directions, forward)
         depth[~np.isfinite(depth)] = 0.0

@@ -63,8 +63,9 @@ def sample_input_cameras(
         distance = rng.uniform(*settings.distance_range)
         fov = 2.0 * math.asin(min(0.99, _BOUNDING_RADIUS / distance)) * 1.05
         eye = distance * view_direction(azimuth, elevation)
-        cameras.append(Camera(look_at(eye), perspective_intrinsics(fov, size), "perspective",
-                              size, size))
+        cameras.append(
+            Camera(look_at(eye), perspective_intrinsics(fov, size), "perspective", size, size)
+        )
     return cameras
 
 

@@ -150,10 +150,16 @@ def solid_grid(vertices: np.ndarray, faces: np.ndarray, settings: OccupancySetti
         for axis in range(3):
             sealed = ndimage.maximum_filter1d(sealed, 2 * settings.closing + 1, axis=axis)
     labels, count = ndimage.label(~sealed)  # 6-connected free space
-    border = np.concatenate([
-        labels[0].ravel(), labels[-1].ravel(), labels[:, 0].ravel(), labels[:, -1].ravel(),
-        labels[:, :, 0].ravel(), labels[:, :, -1].ravel(),
-    ])
+    border = np.concatenate(
+        [
+            labels[0].ravel(),
+            labels[-1].ravel(),
+            labels[:, 0].ravel(),
+            labels[:, -1].ravel(),
+            labels[:, :, 0].ravel(),
+            labels[:, :, -1].ravel(),
+        ]
+    )
     reaches_border = np.zeros(count + 1, dtype=bool)
     reaches_border[border] = True
     reaches_border[0] = False
@@ -201,15 +207,19 @@ def label_points(grid: SolidGrid, points: np.ndarray) -> np.ndarray:
 
 
 def occupancy_samples(
-    grid: SolidGrid, vertices: np.ndarray, faces: np.ndarray, settings: OccupancySettings,
+    grid: SolidGrid,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    settings: OccupancySettings,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Uniform then near-surface sample points (float16, labelled after rounding so the
     stored coordinates and labels agree) and their inside labels."""
     uniform = rng.uniform(-PADDED_HALF_EXTENT, PADDED_HALF_EXTENT, (settings.uniform_points, 3))
     base, _ = sample_surface_random(vertices, faces, settings.near_points, rng)
-    sigmas = np.repeat(np.asarray(settings.near_sigmas),
-                       -(-settings.near_points // len(settings.near_sigmas)))[: settings.near_points]
+    sigmas = np.repeat(
+        np.asarray(settings.near_sigmas), -(-settings.near_points // len(settings.near_sigmas))
+    )[: settings.near_points]
     near = base + rng.normal(size=base.shape) * sigmas[:, None]
     points = np.clip(np.concatenate([uniform, near]), -PADDED_HALF_EXTENT, PADDED_HALF_EXTENT)
     points = points.astype(np.float16)
@@ -217,7 +227,10 @@ def occupancy_samples(
 
 
 def outer_surface_samples(
-    grid: SolidGrid, vertices: np.ndarray, faces: np.ndarray, count: int,
+    grid: SolidGrid,
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    count: int,
     rng: np.random.Generator,
 ) -> tuple[np.ndarray, np.ndarray]:
     """``count`` area-uniform samples of the surface that can be seen from outside, with

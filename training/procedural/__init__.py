@@ -18,7 +18,9 @@ def shape_id(category: str, seed: int) -> str:
 def make_shape(category: str, seed: int) -> Shape:
     """The procedural shape ``seed`` of ``category``, normalised into the unit cube."""
     if category not in GENERATORS:
-        raise ValueError(f"unknown procedural category {category!r}; known: {', '.join(CATEGORIES)}")
+        raise ValueError(
+            f"unknown procedural category {category!r}; known: {', '.join(CATEGORIES)}"
+        )
     rng = np.random.default_rng([_stable(category), seed])
     parts = GENERATORS[category](rng)
     vertices, faces, colors, offset = [], [], [], 0
@@ -35,9 +37,14 @@ def make_shape(category: str, seed: int) -> Shape:
         vertices=apply_transform(norm, vertices),
         faces=np.concatenate(faces),
         face_colors=np.concatenate(colors),
-        meta={"source": "procedural", "seed": seed, "licence": "CC0-1.0",
-              "author": "procedural generator", "parts": len(parts),
-              "normalization": norm.tolist()},
+        meta={
+            "source": "procedural",
+            "seed": seed,
+            "licence": "CC0-1.0",
+            "author": "procedural generator",
+            "parts": len(parts),
+            "normalization": norm.tolist(),
+        },
     )
 
 

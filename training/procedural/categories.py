@@ -67,14 +67,24 @@ def chair(rng: np.random.Generator) -> list[Part]:
         for sx in (-1, 1):
             x = sx * (width / 2 - 0.02)
             parts.append(cylinder((x, -depth / 2, 0.01), (x, depth / 2, 0.01), 0.012, frame))
-            parts.append(cylinder((x, -depth / 2 + 0.02, 0.01), (x, -depth / 2 + 0.05, seat_h),
-                                  0.012, frame))
-            parts.append(cylinder((x, depth / 2 - 0.02, 0.01), (x, depth / 2 - 0.05, seat_h),
-                                  0.012, frame))
+            parts.append(
+                cylinder((x, -depth / 2 + 0.02, 0.01), (x, -depth / 2 + 0.05, seat_h), 0.012, frame)
+            )
+            parts.append(
+                cylinder((x, depth / 2 - 0.02, 0.01), (x, depth / 2 - 0.05, seat_h), 0.012, frame)
+            )
     else:
         splay = _u(rng, 0.0, 0.04)
-        parts += _four_legs(rng, width / 2, depth / 2, seat_h - seat_t / 2, _u(rng, 0.03, 0.05),
-                            frame, base == "four_round", splay)
+        parts += _four_legs(
+            rng,
+            width / 2,
+            depth / 2,
+            seat_h - seat_t / 2,
+            _u(rng, 0.03, 0.05),
+            frame,
+            base == "four_round",
+            splay,
+        )
     seat_color = fabric if rng.random() < 0.5 else frame
     parts.append(box((0, 0, seat_h), (width, depth, seat_t), seat_color))
     back_y = depth / 2 - 0.02
@@ -82,14 +92,22 @@ def chair(rng: np.random.Generator) -> list[Part]:
     back_style = rng.choice(["panel", "slats", "spindles", "frame"])
     back_center_z = seat_h + seat_t / 2 + back_h / 2
     if back_style == "panel":
-        parts.append(box((0, back_y + math.sin(tilt) * back_h / 2, back_center_z),
-                         (width, 0.04, back_h), seat_color, rotate_x=-tilt))
+        parts.append(
+            box(
+                (0, back_y + math.sin(tilt) * back_h / 2, back_center_z),
+                (width, 0.04, back_h),
+                seat_color,
+                rotate_x=-tilt,
+            )
+        )
     else:
         for sx in (-1, 1):
-            parts.append(box((sx * (width / 2 - 0.02), back_y, back_center_z),
-                             (0.035, 0.035, back_h), frame))
-        parts.append(box((0, back_y, seat_h + seat_t / 2 + back_h - 0.03),
-                         (width, 0.035, 0.07), frame))
+            parts.append(
+                box((sx * (width / 2 - 0.02), back_y, back_center_z), (0.035, 0.035, back_h), frame)
+            )
+        parts.append(
+            box((0, back_y, seat_h + seat_t / 2 + back_h - 0.03), (width, 0.035, 0.07), frame)
+        )
         if back_style == "slats":
             n = int(rng.integers(2, 4))
             for k in range(n):
@@ -99,17 +117,26 @@ def chair(rng: np.random.Generator) -> list[Part]:
             n = int(rng.integers(3, 7))
             for k in range(n):
                 x = -width / 2 + width * (k + 1) / (n + 1)
-                parts.append(cylinder((x, back_y, seat_h + seat_t / 2),
-                                      (x, back_y, seat_h + seat_t / 2 + back_h - 0.05), 0.01, frame))
+                parts.append(
+                    cylinder(
+                        (x, back_y, seat_h + seat_t / 2),
+                        (x, back_y, seat_h + seat_t / 2 + back_h - 0.05),
+                        0.01,
+                        frame,
+                    )
+                )
         else:
-            parts.append(box((0, back_y, back_center_z), (width - 0.07, 0.02, back_h * 0.6), fabric))
+            parts.append(
+                box((0, back_y, back_center_z), (width - 0.07, 0.02, back_h * 0.6), fabric)
+            )
     if rng.random() < 0.35:
         arm_h = _u(rng, 0.18, 0.25)
         for sx in (-1, 1):
             x = sx * (width / 2 + 0.02)
             parts.append(box((x, 0, seat_h + arm_h), (0.05, depth * 0.9, 0.04), frame))
-            parts.append(box((x, -depth / 2 + 0.06, seat_h + arm_h / 2), (0.035, 0.035, arm_h),
-                             frame))
+            parts.append(
+                box((x, -depth / 2 + 0.06, seat_h + arm_h / 2), (0.035, 0.035, arm_h), frame)
+            )
     return parts
 
 
@@ -131,13 +158,24 @@ def table(rng: np.random.Generator) -> list[Part]:
     base = rng.choice(["four", "pedestal", "trestle"], p=[0.5, 0.25, 0.25])
     if base == "four":
         thick = _u(rng, 0.04, 0.07)
-        parts += _four_legs(rng, half_w, half_d, height - top_t, thick, leg_color,
-                            bool(rng.random() < 0.4))
+        parts += _four_legs(
+            rng, half_w, half_d, height - top_t, thick, leg_color, bool(rng.random() < 0.4)
+        )
         if rng.random() < 0.5:  # apron
-            parts.append(box((0, half_d - thick, height - top_t - 0.05),
-                             (2 * half_w - thick, 0.02, 0.08), leg_color))
-            parts.append(box((0, -half_d + thick, height - top_t - 0.05),
-                             (2 * half_w - thick, 0.02, 0.08), leg_color))
+            parts.append(
+                box(
+                    (0, half_d - thick, height - top_t - 0.05),
+                    (2 * half_w - thick, 0.02, 0.08),
+                    leg_color,
+                )
+            )
+            parts.append(
+                box(
+                    (0, -half_d + thick, height - top_t - 0.05),
+                    (2 * half_w - thick, 0.02, 0.08),
+                    leg_color,
+                )
+            )
     elif base == "pedestal":
         parts.append(cylinder((0, 0, 0.03), (0, 0, height - top_t), _u(rng, 0.04, 0.08), leg_color))
         if rng.random() < 0.5:
@@ -145,8 +183,14 @@ def table(rng: np.random.Generator) -> list[Part]:
         else:
             for k in range(4):
                 a = math.pi / 4 + k * math.pi / 2
-                parts.append(box((0.15 * math.cos(a), 0.15 * math.sin(a), 0.02), (0.3, 0.05, 0.04),
-                                 leg_color, rotate_z=a))
+                parts.append(
+                    box(
+                        (0.15 * math.cos(a), 0.15 * math.sin(a), 0.02),
+                        (0.3, 0.05, 0.04),
+                        leg_color,
+                        rotate_z=a,
+                    )
+                )
     else:
         for sx in (-1, 1):
             x = sx * (half_w * 0.75)
@@ -164,8 +208,9 @@ def sofa(rng: np.random.Generator) -> list[Part]:
     seat_h, leg_h = _u(rng, 0.38, 0.45), _u(rng, 0.04, 0.15)
     back_h, arm_h = _u(rng, 0.35, 0.5), _u(rng, 0.15, 0.3)
     arm_w = _u(rng, 0.08, 0.22) if rng.random() < 0.85 else 0.0
-    parts = _four_legs(rng, width / 2 - 0.03, depth / 2 - 0.03, leg_h, 0.05, leg,
-                       bool(rng.random() < 0.5))
+    parts = _four_legs(
+        rng, width / 2 - 0.03, depth / 2 - 0.03, leg_h, 0.05, leg, bool(rng.random() < 0.5)
+    )
     base_h = seat_h - leg_h - 0.12
     parts.append(box((0, 0, leg_h + base_h / 2), (width, depth, base_h), fabric))
     n_cushions = int(rng.integers(1, 4))
@@ -175,16 +220,27 @@ def sofa(rng: np.random.Generator) -> list[Part]:
         x = -inner / 2 + cw * (k + 0.5)
         parts.append(box((x, -0.06, seat_h - 0.06), (cw - 0.01, depth - 0.2, 0.12), fabric))
         if rng.random() < 0.6:
-            parts.append(box((x, depth / 2 - 0.2, seat_h + back_h * 0.45), (cw - 0.02, 0.14,
-                             back_h * 0.8), fabric))
-    parts.append(box((0, depth / 2 - 0.08, seat_h + back_h / 2 - 0.06), (width, 0.16,
-                     back_h + 0.12), fabric))
+            parts.append(
+                box(
+                    (x, depth / 2 - 0.2, seat_h + back_h * 0.45),
+                    (cw - 0.02, 0.14, back_h * 0.8),
+                    fabric,
+                )
+            )
+    parts.append(
+        box((0, depth / 2 - 0.08, seat_h + back_h / 2 - 0.06), (width, 0.16, back_h + 0.12), fabric)
+    )
     if arm_w > 0:
         rounded = rng.random() < 0.4
         for sx in (-1, 1):
             x = sx * (width / 2 - arm_w / 2)
-            parts.append(box((x, 0, leg_h + (base_h + arm_h + 0.12) / 2), (arm_w, depth,
-                             base_h + arm_h + 0.12), fabric))
+            parts.append(
+                box(
+                    (x, 0, leg_h + (base_h + arm_h + 0.12) / 2),
+                    (arm_w, depth, base_h + arm_h + 0.12),
+                    fabric,
+                )
+            )
             if rounded:
                 top = leg_h + base_h + arm_h + 0.12
                 parts.append(cylinder((x, -depth / 2, top), (x, depth / 2, top), arm_w / 2, fabric))
@@ -223,8 +279,9 @@ def lamp(rng: np.random.Generator) -> list[Part]:
     style = rng.choice(["cone", "drum", "globe", "dome"])
     r_bottom = _u(rng, 0.12, 0.25) if floor else _u(rng, 0.08, 0.16)
     if style == "cone":
-        parts.append(cone(top, top + [0, 0, shade_h], r_bottom, r_bottom * _u(rng, 0.4, 0.8),
-                          shade_color))
+        parts.append(
+            cone(top, top + [0, 0, shade_h], r_bottom, r_bottom * _u(rng, 0.4, 0.8), shade_color)
+        )
     elif style == "drum":
         parts.append(cylinder(top, top + [0, 0, shade_h], r_bottom, shade_color, 32))
     elif style == "globe":
@@ -244,23 +301,40 @@ def bed(rng: np.random.Generator) -> list[Part]:
     parts = _four_legs(rng, width / 2, length / 2, leg_h, 0.06, wood, False)
     parts.append(box((0, 0, leg_h + frame_h / 2), (width, length, frame_h), wood))
     top = leg_h + frame_h
-    parts.append(box((0, -0.02, top + mattress_t / 2), (width - 0.06, length - 0.1, mattress_t),
-                     sheet))
+    parts.append(
+        box((0, -0.02, top + mattress_t / 2), (width - 0.06, length - 0.1, mattress_t), sheet)
+    )
     head_h = _u(rng, 0.4, 1.0)
-    parts.append(box((0, length / 2, leg_h + head_h / 2 + 0.1), (width + 0.04, 0.06,
-                     head_h + 0.2), wood))
+    parts.append(
+        box((0, length / 2, leg_h + head_h / 2 + 0.1), (width + 0.04, 0.06, head_h + 0.2), wood)
+    )
     if rng.random() < 0.5:
         foot_h = _u(rng, 0.1, 0.4)
-        parts.append(box((0, -length / 2, leg_h + (frame_h + foot_h) / 2), (width + 0.04, 0.05,
-                         frame_h + foot_h), wood))
+        parts.append(
+            box(
+                (0, -length / 2, leg_h + (frame_h + foot_h) / 2),
+                (width + 0.04, 0.05, frame_h + foot_h),
+                wood,
+            )
+        )
     pillows = 1 if width < 1.2 else 2
     for k in range(pillows):
         x = 0 if pillows == 1 else (k - 0.5) * width / 2
-        parts.append(box((x, length / 2 - 0.3, top + mattress_t + 0.06),
-                         (width / pillows - 0.15, 0.35, 0.12), pal.pick(Palette.FABRIC)))
+        parts.append(
+            box(
+                (x, length / 2 - 0.3, top + mattress_t + 0.06),
+                (width / pillows - 0.15, 0.35, 0.12),
+                pal.pick(Palette.FABRIC),
+            )
+        )
     if rng.random() < 0.5:  # folded blanket
-        parts.append(box((0, -length / 4, top + mattress_t + 0.02), (width - 0.04, length / 2,
-                         0.04), pal.pick(Palette.FABRIC)))
+        parts.append(
+            box(
+                (0, -length / 4, top + mattress_t + 0.02),
+                (width - 0.04, length / 2, 0.04),
+                pal.pick(Palette.FABRIC),
+            )
+        )
     return parts
 
 
@@ -287,15 +361,18 @@ def cabinet(rng: np.random.Generator) -> list[Part]:
         door_w = width / n
         for k in range(n):
             x = -width / 2 + door_w * (k + 0.5)
-            parts.append(box((x, -depth / 2 - t / 2, height / 2), (door_w - 0.004, t, height - 0.004),
-                             body))
+            parts.append(
+                box((x, -depth / 2 - t / 2, height / 2), (door_w - 0.004, t, height - 0.004), body)
+            )
             hx = x + (door_w / 2 - 0.05) * (1 if k == 0 else -1)
             parts.append(box((hx, -depth / 2 - t - 0.01, height / 2), (0.015, 0.02, 0.12), handle))
     elif style == "drawers":
         n = max(2, int(height / 0.25))
         for k in range(n):
             z = height * (k + 0.5) / n
-            parts.append(box((0, -depth / 2 - t / 2, z), (width - 0.004, t, height / n - 0.006), body))
+            parts.append(
+                box((0, -depth / 2 - t / 2, z), (width - 0.004, t, height / n - 0.006), body)
+            )
             parts.append(box((0, -depth / 2 - t - 0.01, z), (0.12, 0.02, 0.015), handle))
     if rng.random() < 0.4:
         parts += _four_legs(rng, width / 2, depth / 2, 0.08, 0.04, handle, True)
@@ -321,16 +398,24 @@ def mug(rng: np.random.Generator) -> list[Part]:
     outer = [(r * 0.9, 0.0), (r + bulge, h * 0.5), (r, h)]
     parts = [_thin_lathe(outer, _u(rng, 0.004, 0.007), color)]
     handle_r = h * _u(rng, 0.25, 0.35)
-    parts.append(torus((r + handle_r * 0.6, 0, h * 0.5), handle_r, _u(rng, 0.005, 0.009), color,
-                       axis=(0, 1, 0)))
+    parts.append(
+        torus(
+            (r + handle_r * 0.6, 0, h * 0.5), handle_r, _u(rng, 0.005, 0.009), color, axis=(0, 1, 0)
+        )
+    )
     return parts
 
 
 def vase(rng: np.random.Generator) -> list[Part]:
     pal = Palette(rng)
     h = _u(rng, 0.2, 0.5)
-    radii = [_u(rng, 0.04, 0.08), _u(rng, 0.05, 0.14), _u(rng, 0.03, 0.1), _u(rng, 0.02, 0.05),
-             _u(rng, 0.03, 0.08)]
+    radii = [
+        _u(rng, 0.04, 0.08),
+        _u(rng, 0.05, 0.14),
+        _u(rng, 0.03, 0.1),
+        _u(rng, 0.02, 0.05),
+        _u(rng, 0.03, 0.08),
+    ]
     outer = [(radii[k], h * k / (len(radii) - 1)) for k in range(len(radii))]
     return [_thin_lathe(outer, 0.006, pal.pick(Palette.CERAMIC + Palette.GLASS))]
 
@@ -341,14 +426,28 @@ def bottle(rng: np.random.Generator) -> list[Part]:
     r = _u(rng, 0.03, 0.05)
     neck_r = r * _u(rng, 0.3, 0.45)
     shoulder = h * _u(rng, 0.5, 0.7)
-    profile = [(0, 0), (r, 0), (r, shoulder), (neck_r, shoulder + h * 0.15), (neck_r, h * 0.95),
-               (neck_r * 1.1, h), (0, h)]
+    profile = [
+        (0, 0),
+        (r, 0),
+        (r, shoulder),
+        (neck_r, shoulder + h * 0.15),
+        (neck_r, h * 0.95),
+        (neck_r * 1.1, h),
+        (0, h),
+    ]
     parts = [lathe(profile, pal.pick(Palette.GLASS), 32)]
     if rng.random() < 0.7:
         parts.append(cylinder((0, 0, h), (0, 0, h + 0.02), neck_r * 1.15, pal.pick(Palette.METAL)))
     if rng.random() < 0.5:
-        parts.append(cylinder((0, 0, shoulder * 0.3), (0, 0, shoulder * 0.8), r * 1.01,
-                              pal.pick(Palette.PAINT), 32))
+        parts.append(
+            cylinder(
+                (0, 0, shoulder * 0.3),
+                (0, 0, shoulder * 0.8),
+                r * 1.01,
+                pal.pick(Palette.PAINT),
+                32,
+            )
+        )
     return parts
 
 
@@ -365,19 +464,35 @@ def car(rng: np.random.Generator) -> list[Part]:
     cabin_len = length * _u(rng, 0.4, 0.6)
     cabin_h = _u(rng, 0.4, 0.6)
     cabin_y = _u(rng, -0.1, 0.3) * length / 2
-    parts.append(box((0, cabin_y, clearance + body_h + cabin_h / 2), (width * 0.85, cabin_len,
-                     cabin_h), glass))
-    parts.append(box((0, cabin_y, clearance + body_h + cabin_h + 0.02), (width * 0.86,
-                     cabin_len * 0.8, 0.05), paint))
+    parts.append(
+        box(
+            (0, cabin_y, clearance + body_h + cabin_h / 2),
+            (width * 0.85, cabin_len, cabin_h),
+            glass,
+        )
+    )
+    parts.append(
+        box(
+            (0, cabin_y, clearance + body_h + cabin_h + 0.02),
+            (width * 0.86, cabin_len * 0.8, 0.05),
+            paint,
+        )
+    )
     for sy in (-1, 1):
         y = sy * length * 0.32
         for sx in (-1, 1):
             x = sx * (width / 2 - 0.12)
-            parts.append(cylinder((x - 0.11, y, wheel_r), (x + 0.11, y, wheel_r), wheel_r,
-                                  (25, 25, 25), 24))
+            parts.append(
+                cylinder((x - 0.11, y, wheel_r), (x + 0.11, y, wheel_r), wheel_r, (25, 25, 25), 24)
+            )
     for sx in (-1, 1):  # headlights at the front
-        parts.append(box((sx * width * 0.35, -length / 2, clearance + body_h * 0.7),
-                         (0.25, 0.04, 0.1), (240, 240, 220)))
+        parts.append(
+            box(
+                (sx * width * 0.35, -length / 2, clearance + body_h * 0.7),
+                (0.25, 0.04, 0.1),
+                (240, 240, 220),
+            )
+        )
     return parts
 
 
@@ -393,17 +508,33 @@ def airplane(rng: np.random.Generator) -> list[Part]:
     sweep = _u(rng, 0.0, 0.5)
     wing_z = radius * _u(rng, -0.6, 0.6)
     for sx in (-1, 1):
-        parts.append(box((sx * span / 4, sweep * span / 4, wing_z), (span / 2, chord,
-                         radius * 0.25), paint, rotate_z=-sx * sweep * 0.5))
+        parts.append(
+            box(
+                (sx * span / 4, sweep * span / 4, wing_z),
+                (span / 2, chord, radius * 0.25),
+                paint,
+                rotate_z=-sx * sweep * 0.5,
+            )
+        )
         if rng.random() < 0.7:
-            parts.append(cylinder((sx * span * 0.18, -chord * 0.3, wing_z - radius * 0.5),
-                                  (sx * span * 0.18, chord * 0.4, wing_z - radius * 0.5),
-                                  radius * 0.3, pal.pick(Palette.METAL)))
+            parts.append(
+                cylinder(
+                    (sx * span * 0.18, -chord * 0.3, wing_z - radius * 0.5),
+                    (sx * span * 0.18, chord * 0.4, wing_z - radius * 0.5),
+                    radius * 0.3,
+                    pal.pick(Palette.METAL),
+                )
+            )
     tail = length / 2 - chord * 0.4
     parts.append(box((0, tail, radius * 1.6), (radius * 0.2, chord * 0.7, radius * 2.4), paint))
     for sx in (-1, 1):
-        parts.append(box((sx * span * 0.12, tail, radius * 0.3), (span * 0.22, chord * 0.5,
-                         radius * 0.15), paint))
+        parts.append(
+            box(
+                (sx * span * 0.12, tail, radius * 0.3),
+                (span * 0.22, chord * 0.5, radius * 0.15),
+                paint,
+            )
+        )
     return parts
 
 

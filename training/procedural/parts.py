@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import trimesh
 
-__all__ = ["Part", "box", "cylinder", "cone", "sphere", "lathe", "torus", "capsule",
-           "Palette"]
+__all__ = ["Part", "box", "cylinder", "cone", "sphere", "lathe", "torus", "capsule", "Palette"]
 
 
 class Part:
@@ -27,8 +26,9 @@ def box(center, size, color, rotate_z: float = 0.0, rotate_x: float = 0.0) -> Pa
 
 def cylinder(p0, p1, radius: float, color, sections: int = 24) -> Part:
     """Closed cylinder from ``p0`` to ``p1``."""
-    return Part(trimesh.creation.cylinder(radius=radius, segment=[p0, p1], sections=sections),
-                color)
+    return Part(
+        trimesh.creation.cylinder(radius=radius, segment=[p0, p1], sections=sections), color
+    )
 
 
 def cone(p0, p1, r0: float, r1: float, color, sections: int = 32) -> Part:
@@ -66,8 +66,9 @@ def lathe(profile, color, sections: int = 32, center=(0.0, 0.0, 0.0)) -> Part:
 
 
 def torus(center, major: float, minor: float, color, axis=(0, 0, 1)) -> Part:
-    mesh = trimesh.creation.torus(major_radius=major, minor_radius=minor,
-                                  major_sections=32, minor_sections=12)
+    mesh = trimesh.creation.torus(
+        major_radius=major, minor_radius=minor, major_sections=32, minor_sections=12
+    )
     part = Part(mesh, color)
     _align_z(part.mesh, np.zeros(3), np.asarray(axis, dtype=np.float64))
     part.mesh.apply_translation(center)
@@ -87,11 +88,26 @@ class Palette:
     """Plausible material colours, drawn per shape and per part role."""
 
     WOOD = [(150, 100, 60), (190, 140, 90), (110, 70, 40), (210, 175, 125), (80, 50, 30)]
-    FABRIC = [(170, 40, 40), (60, 90, 150), (200, 190, 170), (80, 120, 80), (90, 90, 95),
-              (230, 200, 80), (130, 80, 140), (240, 240, 235)]
+    FABRIC = [
+        (170, 40, 40),
+        (60, 90, 150),
+        (200, 190, 170),
+        (80, 120, 80),
+        (90, 90, 95),
+        (230, 200, 80),
+        (130, 80, 140),
+        (240, 240, 235),
+    ]
     METAL = [(190, 190, 195), (60, 60, 65), (200, 170, 90), (140, 140, 150)]
-    PAINT = [(235, 235, 230), (30, 30, 35), (200, 60, 50), (50, 110, 190), (60, 150, 90),
-             (240, 200, 60), (160, 160, 170)]
+    PAINT = [
+        (235, 235, 230),
+        (30, 30, 35),
+        (200, 60, 50),
+        (50, 110, 190),
+        (60, 150, 90),
+        (240, 200, 60),
+        (160, 160, 170),
+    ]
     CERAMIC = [(245, 245, 240), (60, 110, 170), (200, 90, 60), (90, 160, 150), (40, 40, 45)]
     GLASS = [(60, 130, 70), (120, 80, 40), (170, 200, 210), (40, 60, 120)]
 

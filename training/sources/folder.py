@@ -17,21 +17,61 @@ from training.pipeline import ShapeSpec
 __all__ = ["folder_specs", "SHAPENET_SYNSETS"]
 
 SHAPENET_SYNSETS = {
-    "02691156": "airplane", "02747177": "trash_bin", "02773838": "bag", "02801938": "basket",
-    "02808440": "bathtub", "02818832": "bed", "02828884": "bench", "02843684": "birdhouse",
-    "02871439": "bookshelf", "02876657": "bottle", "02880940": "bowl", "02924116": "bus",
-    "02933112": "cabinet", "02942699": "camera", "02946921": "can", "02954340": "cap",
-    "02958343": "car", "02992529": "cellphone", "03001627": "chair", "03046257": "clock",
-    "03085013": "keyboard", "03207941": "dishwasher", "03211117": "display",
-    "03261776": "earphone", "03325088": "faucet", "03337140": "file_cabinet",
-    "03467517": "guitar", "03513137": "helmet", "03593526": "vase", "03624134": "knife",
-    "03636649": "lamp", "03642806": "laptop", "03691459": "loudspeaker", "03710193": "mailbox",
-    "03759954": "microphone", "03761084": "microwave", "03790512": "motorbike",
-    "03797390": "mug", "03928116": "piano", "03938244": "pillow", "03948459": "pistol",
-    "03991062": "pot", "04004475": "printer", "04074963": "remote", "04090263": "rifle",
-    "04099429": "rocket", "04225987": "skateboard", "04256520": "sofa", "04330267": "stove",
-    "04379243": "table", "04401088": "telephone", "04460130": "tower", "04468005": "train",
-    "04530566": "watercraft", "04554684": "washer",
+    "02691156": "airplane",
+    "02747177": "trash_bin",
+    "02773838": "bag",
+    "02801938": "basket",
+    "02808440": "bathtub",
+    "02818832": "bed",
+    "02828884": "bench",
+    "02843684": "birdhouse",
+    "02871439": "bookshelf",
+    "02876657": "bottle",
+    "02880940": "bowl",
+    "02924116": "bus",
+    "02933112": "cabinet",
+    "02942699": "camera",
+    "02946921": "can",
+    "02954340": "cap",
+    "02958343": "car",
+    "02992529": "cellphone",
+    "03001627": "chair",
+    "03046257": "clock",
+    "03085013": "keyboard",
+    "03207941": "dishwasher",
+    "03211117": "display",
+    "03261776": "earphone",
+    "03325088": "faucet",
+    "03337140": "file_cabinet",
+    "03467517": "guitar",
+    "03513137": "helmet",
+    "03593526": "vase",
+    "03624134": "knife",
+    "03636649": "lamp",
+    "03642806": "laptop",
+    "03691459": "loudspeaker",
+    "03710193": "mailbox",
+    "03759954": "microphone",
+    "03761084": "microwave",
+    "03790512": "motorbike",
+    "03797390": "mug",
+    "03928116": "piano",
+    "03938244": "pillow",
+    "03948459": "pistol",
+    "03991062": "pot",
+    "04004475": "printer",
+    "04074963": "remote",
+    "04090263": "rifle",
+    "04099429": "rocket",
+    "04225987": "skateboard",
+    "04256520": "sofa",
+    "04330267": "stove",
+    "04379243": "table",
+    "04401088": "telephone",
+    "04460130": "tower",
+    "04468005": "train",
+    "04530566": "watercraft",
+    "04554684": "washer",
 }
 
 
@@ -40,7 +80,10 @@ def _slug(text: str) -> str:
 
 
 def folder_specs(
-    root: Path, layout: str = "plain", up: str | None = None, front: str | None = None,
+    root: Path,
+    layout: str = "plain",
+    up: str | None = None,
+    front: str | None = None,
     source: str = "folder",
 ) -> list[ShapeSpec]:
     """One spec per mesh file under ``root``. ``layout`` is ``plain`` or ``shapenet``;
@@ -54,8 +97,9 @@ def folder_specs(
         files = sorted(root.glob("*/*/models/model_normalized.obj"))
     elif layout == "plain":
         up, front = up or "+z", front or "-y"
-        files = sorted(p for p in root.rglob("*") if p.suffix.lower() in MESH_SUFFIXES
-                       and p.is_file())
+        files = sorted(
+            p for p in root.rglob("*") if p.suffix.lower() in MESH_SUFFIXES and p.is_file()
+        )
     else:
         raise ValueError(f"layout must be plain or shapenet, got {layout!r}")
     for path in files:
@@ -67,10 +111,18 @@ def folder_specs(
         else:
             category = _slug(relative.parts[0] if len(relative.parts) > 1 else root.name)
             shape_id = f"{source}/{relative.with_suffix('').as_posix()}"
-        specs.append(ShapeSpec(
-            id=shape_id, category=category, kind="file",
-            params={"path": str(path), "up": up, "front": front},
-            meta={"source": source if layout == "plain" else "shapenet", "licence": None,
-                  "author": None, "original_file": str(relative)},
-        ))
+        specs.append(
+            ShapeSpec(
+                id=shape_id,
+                category=category,
+                kind="file",
+                params={"path": str(path), "up": up, "front": front},
+                meta={
+                    "source": source if layout == "plain" else "shapenet",
+                    "licence": None,
+                    "author": None,
+                    "original_file": str(relative),
+                },
+            )
+        )
     return specs

@@ -19,13 +19,23 @@ import shutil
 import subprocess
 import tarfile
 import zipfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-__all__ = ["PACKAGE", "CatalogEntry", "fetch_package", "extract_catalogs", "read_catalogs",
-           "map_category", "parse_properties", "DEFAULT_CACHE"]
+__all__ = [
+    "PACKAGE",
+    "CatalogEntry",
+    "fetch_package",
+    "extract_catalogs",
+    "read_catalogs",
+    "map_category",
+    "parse_properties",
+    "entry_spec",
+    "DEFAULT_CACHE",
+]
 
 PACKAGE = "sweethome3d-furniture"
 DEFAULT_CACHE = Path.home() / ".cache" / "recon3d" / "sweethome3d"
@@ -53,6 +63,7 @@ class CatalogEntry:
 
 # -- package download and extraction -------------------------------------------------------
 
+
 def fetch_package(cache: Path) -> Path:
     """The package's .deb in ``cache``, downloaded with ``apt-get download`` if absent."""
     cache.mkdir(parents=True, exist_ok=True)
@@ -63,8 +74,9 @@ def fetch_package(cache: Path) -> Path:
         raise RuntimeError(
             f"apt-get not found: download {PACKAGE}'s .deb by hand and pass its folder as --path"
         )
-    result = subprocess.run(["apt-get", "download", PACKAGE], cwd=cache, capture_output=True,
-                            text=True)
+    result = subprocess.run(
+        ["apt-get", "download", PACKAGE], cwd=cache, capture_output=True, text=True
+    )
     found = sorted(cache.glob(f"{PACKAGE}_*.deb"))
     if result.returncode != 0 or not found:
         detail = (result.stderr or result.stdout).strip().splitlines()
@@ -82,10 +94,10 @@ def _deb_data_tar(deb: Path) -> tarfile.TarFile:
         raise RuntimeError(f"{deb}: not a Debian package")
     offset = 8
     while offset + 60 <= len(blob):
-        header = blob[offset:offset + 60]
+        header = blob[offset : offset + 60]
         name = header[:16].decode().strip().rstrip("/")
         size = int(header[48:58].decode().strip())
-        body = blob[offset + 60: offset + 60 + size]
+        body = blob[offset + 60 : offset + 60 + size]
         if name.startswith("data.tar"):
             if name.endswith(".zst"):
                 raise RuntimeError(f"{deb}: zstd-compressed package; extract it with dpkg -x")
@@ -94,8 +106,9 @@ def _deb_data_tar(deb: Path) -> tarfile.TarFile:
     raise RuntimeError(f"{deb}: no data archive inside")
 
 
-def extract_catalogs(source: Path, cache: Path) -> Path:
-    """Folder holding one extracted folder per ``.sh3f`` catalog.
+def extract_catalogs(source: Path, cache: Path, only: Iterable[str] | None = None) -> Path:
+    """Folder holding one extracted folder per ``.sh3f`` catalog (``only`` these catalog
+    names, e.g. ``BlendSwap-CC-0``, when given).
 
     ``source`` may be a folder with ``.sh3f`` files (for example an unpacked package), a
     ``.deb``, or a folder holding the ``.deb``."""
@@ -115,6 +128,8 @@ def extract_catalogs(source: Path, cache: Path) -> Path:
                 tar.extractall(package_dir, members=members, filter="data")
         sh3f = sorted(package_dir.rglob("*.sh3f"))
     for archive in sh3f:
+        if only is not None and archive.stem not in set(only):
+            continue
         target = out / archive.stem
         if (target / "PluginFurnitureCatalog.properties").exists():
             continue
@@ -128,6 +143,7 @@ def extract_catalogs(source: Path, cache: Path) -> Path:
 
 
 # -- catalog parsing ---------------------------------------------------------------------
+
 
 def parse_properties(text: str) -> dict[str, str]:
     """Java ``.properties``: comments, ``key=value`` / ``key: value``, backslash line
@@ -168,24 +184,35 @@ def _unescape(text: str) -> str:
 # Ordered (pattern, category) rules on the lower-cased English name; first match wins.
 _NAME_RULES: list[tuple[str, str]] = [
     (r"bedside|night ?stand", "cabinet"),
-    (r"chest freezer|fridge|refrigerator|freezer|oven|microwave|washing machine|dryer|"
-     r"dishwasher|cooker|cooktop|stove|hood|water heater|boiler|furnace|air conditioning",
-     "appliance"),
+    (
+        r"chest freezer|fridge|refrigerator|freezer|oven|microwave|washing machine|dryer|"
+        r"dishwasher|cooker|cooktop|stove|hood|water heater|boiler|furnace|air conditioning",
+        "appliance",
+    ),
+    (
+        r"\bcar\b|sedan|suv\b|\bvan\b|truck|\bbus\b|peugeot|ford|renault|chevrolet|\bvw\b|"
+        r"seat leon|beetle",
+        "car",
+    ),
     (r"\blamp|light\b|lights\b|lantern|chandelier|lamppost", "lamp"),
     (r"sofa|couch|settee|day bed", "sofa"),
     (r"\bbed\b|bunk|crib|cradle|futon$|baby bed|child bed|mezzanine bed|captain's bed", "bed"),
     (r"armchair|chair|stool|\bseat\b|puff|ottoman", "chair"),
     (r"\bbench\b", "bench"),
     (r"table|desk|workbench|island\b", "table"),
-    (r"cabinet|wardrobe|bookcase|shel(f|ves)|dresser|drawers|cupboard|\bchest\b|locker|"
-     r"sideboard|tv stand|vanity|closet|filing|safe\b", "cabinet"),
+    (
+        r"cabinet|wardrobe|bookcase|shel(f|ves)|dresser|drawers|cupboard|\bchest\b|locker|"
+        r"sideboard|tv stand|vanity|closet|filing|safe\b",
+        "cabinet",
+    ),
     (r"\bvase\b", "vase"),
     (r"bottle", "bottle"),
     (r"\bmug\b|\bcup\b|cup$", "mug"),
-    (r"\bcar\b|sedan|suv\b|\bvan\b|truck|\bbus\b|peugeot|ford|renault|chevrolet|\bvw\b|"
-     r"seat leon|beetle", "car"),
-    (r"plant|tree|palm|pine|bush|cactus|ficus|yucca|bamboo|bonsai|orchid|flower|tulip|lily|"
-     r"hedge|maple|poplar|cypress|acacia|beech|spathiphyllum|blossom|succulent", "plant"),
+    (
+        r"plant|tree|palm|pine|bush|cactus|ficus|yucca|bamboo|bonsai|orchid|flower|tulip|lily|"
+        r"hedge|maple|poplar|cypress|acacia|beech|spathiphyllum|blossom|succulent",
+        "plant",
+    ),
     (r"\btv\b|screen|monitor|imac|laptop|ibook", "screen"),
     (r"biplane|airplane|aeroplane", "airplane"),
     (r"motorbike|bike|bicycle|scooter|tricycle", "bike"),
@@ -215,15 +242,21 @@ def map_category(name: str, catalog_category: str, door_or_window: bool) -> str:
 def read_catalogs(catalogs: Path) -> list[CatalogEntry]:
     """Every model of every extracted catalog under ``catalogs``."""
     entries = []
-    for folder in sorted(p for p in catalogs.iterdir() if p.is_dir() and not p.name.startswith(".")):
+    for folder in sorted(
+        p for p in catalogs.iterdir() if p.is_dir() and not p.name.startswith(".")
+    ):
         props_file = folder / "PluginFurnitureCatalog.properties"
         if not props_file.exists():
             continue
         props = parse_properties(props_file.read_bytes().decode("latin-1"))
         licence_text = props.get("license", "").split("  ")[0].strip() or _licence_from_header(
-            props_file)
-        licence = "CC0-1.0" if "public domain" in licence_text.lower() else (
-            "CC-BY-3.0" if "attribution" in licence_text.lower() else licence_text)
+            props_file
+        )
+        licence = (
+            "CC0-1.0"
+            if "public domain" in licence_text.lower()
+            else ("CC-BY-3.0" if "attribution" in licence_text.lower() else licence_text)
+        )
         indices = sorted(int(k.split("#")[1]) for k in props if re.fullmatch(r"model#\d+", k))
         for n in indices:
             rotation = np.eye(3)
@@ -234,21 +267,24 @@ def read_catalogs(catalogs: Path) -> list[CatalogEntry]:
             name = props.get(f"name#{n}", f"model {n}")
             catalog_category = props.get(f"category#{n}", "")
             door = props.get(f"doorOrWindow#{n}", "false").strip().lower() == "true"
-            entries.append(CatalogEntry(
-                id=f"sweethome3d/{props.get(f'id#{n}', f'{folder.name}#{n}')}",
-                name=name,
-                catalog_category=catalog_category,
-                category=map_category(name, catalog_category, door),
-                model=folder / props[f"model#{n}"].lstrip("/"),
-                rotation=rotation,
-                size_cm=tuple(float(props.get(f"{k}#{n}", 0) or 0) for k in ("width", "depth",
-                                                                             "height")),
-                creator=props.get(f"creator#{n}", "").strip(),
-                licence=licence,
-                licence_text=licence_text,
-                catalog=folder.name,
-                door_or_window=door,
-            ))
+            entries.append(
+                CatalogEntry(
+                    id=f"sweethome3d/{props.get(f'id#{n}', f'{folder.name}#{n}')}",
+                    name=name,
+                    catalog_category=catalog_category,
+                    category=map_category(name, catalog_category, door),
+                    model=folder / props[f"model#{n}"].lstrip("/"),
+                    rotation=rotation,
+                    size_cm=tuple(
+                        float(props.get(f"{k}#{n}", 0) or 0) for k in ("width", "depth", "height")
+                    ),
+                    creator=props.get(f"creator#{n}", "").strip(),
+                    licence=licence,
+                    licence_text=licence_text,
+                    catalog=folder.name,
+                    door_or_window=door,
+                )
+            )
     return entries
 
 
@@ -259,3 +295,32 @@ def _licence_from_header(props_file: Path) -> str:
     if "Attribution" in head:
         return "Creative Commons Attribution 3.0"
     return "unknown"
+
+
+def entry_spec(entry: CatalogEntry, catalogs: Path):
+    """The pipeline's ShapeSpec for a catalog model."""
+    from training.pipeline import ShapeSpec
+
+    width, depth, height = entry.size_cm
+    return ShapeSpec(
+        id=entry.id,
+        category=entry.category,
+        kind="file",
+        params={
+            "path": str(entry.model),
+            "up": "+y",
+            "front": "+z",
+            "rotation": entry.rotation.tolist(),
+            "stretch_to": [width, height, depth],
+        },
+        meta={
+            "source": "sweethome3d",
+            "name": entry.name,
+            "catalog": entry.catalog,
+            "catalog_category": entry.catalog_category,
+            "licence": entry.licence,
+            "licence_text": entry.licence_text,
+            "author": entry.creator,
+            "original_file": str(entry.model.relative_to(catalogs)),
+        },
+    )

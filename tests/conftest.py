@@ -1,0 +1,38 @@
+"""Shared fixtures. Blender never touches the real user profile during tests."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_BLENDER_HOME = tempfile.mkdtemp(prefix="recon3d-test-blender-")
+for _var in (
+    "BLENDER_USER_RESOURCES",
+    "BLENDER_USER_CONFIG",
+    "BLENDER_USER_SCRIPTS",
+    "BLENDER_USER_EXTENSIONS",
+):
+    os.environ[_var] = os.path.join(_BLENDER_HOME, _var.lower())
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def tiny_args() -> list[str]:
+    """training.prepare options that make a record in about a second."""
+    return [
+        "--views",
+        "2",
+        "--novel-views",
+        "3",
+        "--occupancy-resolution",
+        "64",
+        "--occupancy-points",
+        "4000",
+        "--surface-points",
+        "2000",
+        "--no-progress",
+    ]
