@@ -66,8 +66,8 @@ class Shape:
 def clean_triangles(
     vertices: np.ndarray, faces: np.ndarray, where: str, max_faces: int = MAX_FACES
 ) -> np.ndarray:
-    """Drop faces with out-of-range indices or zero area; raise MeshError when nothing usable
-    is left. Returns the kept faces."""
+    """Indices of the usable faces: those with in-range indices and non-zero area. Raises
+    MeshError when nothing usable is left."""
     vertices = np.asarray(vertices, dtype=np.float64)
     faces = np.asarray(faces, dtype=np.int64).reshape(-1, 3)
     if len(vertices) == 0 or len(faces) == 0:
@@ -76,21 +76,23 @@ def clean_triangles(
         raise MeshError(f"{where}: {len(faces)} triangles, more than the limit of {max_faces}")
     if not np.all(np.isfinite(vertices)):
         raise MeshError(f"{where}: vertices contain NaN or infinity")
-    valid = np.all((faces >= 0) & (faces < len(vertices)), axis=1)
-    faces = faces[valid]
-    tri = vertices[faces]
+    kept = np.flatnonzero(np.all((faces >= 0) & (faces < len(vertices)), axis=1))
+    tri = vertices[faces[kept]]
     area2 = np.linalg.norm(np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]), axis=1)
-    extent = float(np.ptp(vertices[faces.ravel()], axis=0).max()) if len(faces) else 0.0
-    keep = area2 > 1e-14 * max(extent, 1e-30) ** 2
-    faces = faces[keep]
-    if len(faces) == 0 or extent <= 0.0:
+    extent = float(np.ptp(tri.reshape(-1, 3), axis=0).max()) if len(kept) else 0.0
+    kept = kept[area2 > 1e-14 * max(extent, 1e-30) ** 2]
+    if len(kept) == 0 or extent <= 0.0:
         raise MeshError(f"{where}: zero-area mesh (all triangles degenerate)")
-    return faces
+    return kept
 
 
-def load_mesh_file(path: Path, max_faces: int = MAX_FACES) -> tuple[np.ndarray, np.ndarray]:
+def load_mesh_file(
+    path: Path, max_faces: int = MAX_FACES
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
     """Read the triangles of a mesh file (OBJ, PLY, STL, OFF, glTF/GLB) in the file's own
-    coordinates (scene-graph transforms applied). Raises MeshError with a one-line reason."""
+    coordinates (scene-graph transforms applied): vertices (V, 3), faces (F, 3) and the
+    file's per-face RGB colours (F, 3) uint8 where it has face or vertex colours, else None.
+    Raises MeshError with a one-line reason."""
     import trimesh
 
     path = Path(path)
@@ -115,7 +117,16 @@ def load_mesh_file(path: Path, max_faces: int = MAX_FACES) -> tuple[np.ndarray, 
         raise MeshError(f"{path}: unreadable mesh ({reason})") from exc
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64)
-    return vertices, faces
+    colors = None
+    visual = getattr(loaded, "visual", None)
+    if getattr(visual, "kind", None) in ("face", "vertex") and len(faces):
+        try:
+            colors = np.asarray(visual.face_colors, dtype=np.uint8)[:, :3]
+        except (ValueError, IndexError, AttributeError):
+            colors = None
+        if colors is not None and len(colors) != len(faces):
+            colors = None
+    return vertices, faces, colors
 
 
 def source_transform(
@@ -159,8 +170,10 @@ def shape_from_file(
 ) -> Shape:
     """Load ``path``, turn it into the object frame (`source_transform`), normalise, and
     return a Shape that Blender renders from the file itself."""
-    vertices, faces = load_mesh_file(path, max_faces)
-    faces = clean_triangles(vertices, faces, str(path), max_faces)
+    vertices, faces, colors = load_mesh_file(path, max_faces)
+    kept = clean_triangles(vertices, faces, str(path), max_faces)
+    faces = faces.reshape(-1, 3)[kept]
+    colors = None if colors is None else colors[kept]
     used = np.unique(faces.ravel())
     compact = np.full(len(vertices), -1, dtype=np.int64)
     compact[used] = np.arange(len(used))
@@ -174,6 +187,7 @@ def shape_from_file(
         category=category,
         vertices=apply_transform(norm, vertices),
         faces=faces,
+        face_colors=colors,
         render_file=Path(path) if render_with_blender else None,
         file_to_object=full,
         meta=dict(meta or {}, source_file=str(path), normalization=full.tolist()),

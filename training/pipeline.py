@@ -93,15 +93,31 @@ def load_shape(spec: ShapeSpec, max_faces: int = MAX_FACES) -> Shape:
     raise ValueError(f"unknown shape kind {spec.kind!r}")
 
 
+class _StageClock:
+    def __init__(self, stages: dict[str, float] | None):
+        self.stages = stages
+        self.last = time.perf_counter()
+
+    def lap(self, name: str) -> None:
+        now = time.perf_counter()
+        if self.stages is not None:
+            self.stages[name] = self.stages.get(name, 0.0) + now - self.last
+        self.last = now
+
+
 def _shape_rng(settings: PrepareSettings, shape_id: str) -> np.random.Generator:
     digest = int.from_bytes(hashlib.sha256(shape_id.encode("utf-8")).digest()[:8], "little")
     return np.random.default_rng([settings.seed, digest])
 
 
-def build_record(shape: Shape, settings: PrepareSettings, renderer) -> tuple[dict, dict]:
-    """All arrays of one record (see recon_core.data) and its meta."""
+def build_record(
+    shape: Shape, settings: PrepareSettings, renderer, stages: dict[str, float] | None = None
+) -> tuple[dict, dict]:
+    """All arrays of one record (see recon_core.data) and its meta. Seconds spent per stage
+    are added to ``stages`` when given."""
     from training.raycast import RayCaster
 
+    clock = _StageClock(stages)
     rng = _shape_rng(settings, shape.id)
     caster = RayCaster(shape.vertices, shape.faces)
     fixed = fixed_views(settings.fixed_views, settings.view_size)
@@ -110,6 +126,7 @@ def build_record(shape: Shape, settings: PrepareSettings, renderer) -> tuple[dic
     novel_depth = caster.depth_maps(novel)
     if not np.any(fixed_depth > 0):
         raise MeshError(f"{shape.id}: nothing visible from the fixed views")
+    clock.lap("depth")
 
     grid = solid_grid(shape.vertices, shape.faces, settings.occupancy)
     points, labels = occupancy_samples(grid, shape.vertices, shape.faces, settings.occupancy, rng)
@@ -117,9 +134,11 @@ def build_record(shape: Shape, settings: PrepareSettings, renderer) -> tuple[dic
         grid, shape.vertices, shape.faces, settings.occupancy.surface_points, rng
     )
     voxels = downsample_voxels(grid.state, settings.occupancy.voxel_resolution)
+    clock.lap("occupancy")
 
     cameras = sample_input_cameras(settings.render.views, rng, settings.render)
     renders, intrinsics = renderer.render(shape, cameras, rng)
+    clock.lap("render")
 
     arrays = {
         "renders": renders,
@@ -194,19 +213,25 @@ def index_entry(root: Path, meta: dict[str, Any]) -> dict[str, Any]:
 
 def process_spec(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[str, Any]:
     """Worker entry point: prepare one shape and write its record. Never raises for a bad
-    mesh: returns ``{"id", "status": "ok"|"skipped", "reason", "seconds", "entry"}``."""
+    mesh: returns ``{"id", "status": "ok"|"skipped", "reason", "seconds", "entry",
+    "stages"}`` (seconds per stage: load, depth, occupancy, render, write)."""
     start = time.perf_counter()
     root_path = Path(root)
+    stages: dict[str, float] = {}
     try:
         shape = load_shape(spec, settings.max_faces)
-        arrays, meta = build_record(shape, settings, _renderer(settings))
+        stages["load"] = time.perf_counter() - start
+        arrays, meta = build_record(shape, settings, _renderer(settings), stages)
+        clock = _StageClock(stages)
         write_record(root_path, arrays, meta)
+        clock.lap("write")
         entry = index_entry(root_path, meta)
         return {
             "id": spec.id,
             "status": "ok",
             "entry": entry,
             "seconds": time.perf_counter() - start,
+            "stages": stages,
         }
     except (MeshError, ValueError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
