@@ -237,6 +237,7 @@ _METHOD_KEYS = {
         "render_extrinsics",
         "render_intrinsics",
         "fixed_depth",
+        "fixed_extrinsics",
         "novel_depth",
         "novel_extrinsics",
     ),
@@ -311,12 +312,16 @@ class PreparedDataset:
         tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float()
         return F.interpolate(tensor, size=(size, size), mode="area").permute(0, 2, 3, 1).numpy()
 
-    def __getitem__(self, i: int) -> dict[str, Any]:
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
+        """``dataset[i]`` draws with the current epoch; ``dataset[i, draw]`` with an explicit
+        draw number instead (the training engine passes its step, so that every sample is a
+        pure function of (seed, step, index) whatever the worker that loads it)."""
         import torch
 
+        i, draw = key if isinstance(key, tuple) else (key, self.epoch)
         entry = self.records[i]
         arrays, _ = read_record(self.root / entry["file"], self.keys)
-        rng = np.random.default_rng([self.seed, self.epoch, i])
+        rng = np.random.default_rng([self.seed, draw, i])
         s = self.settings
         out: dict[str, Any] = {
             "index": torch.tensor(i),
@@ -338,6 +343,7 @@ class PreparedDataset:
         if "fixed_depth" in arrays:
             fixed = torch.from_numpy(arrays["fixed_depth"])
             out["fixed_depth"], out["fixed_mask"] = fixed, (fixed > 0).float()
+            out["fixed_extrinsics"] = torch.from_numpy(arrays["fixed_extrinsics"])
             count = len(arrays["novel_depth"])
             views = rng.choice(count, size=min(s.novel_views, count), replace=False)
             novel = torch.from_numpy(arrays["novel_depth"][views])

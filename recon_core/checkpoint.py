@@ -1,0 +1,179 @@
+"""Checkpoints: one ``.safetensors`` file each, never a pickle.
+
+Tensors: the model's weights under ``model/``; in training checkpoints also the optimizer
+state under ``optim/`` and the random generator state under ``rng/``. Metadata (strings):
+``recon3d`` (JSON) holding the format version, method, config, categories, fixed views,
+a summary of the training data, metrics, the step, and a SHA-256 of the canonical config
+JSON. Loading rebuilds the config strictly (unknown or missing keys are errors), checks the
+hash (a hand-edited config is refused), and loads the weights strictly.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from recon_core.config import ConfigError, TrainConfig, config_json, from_dict
+from recon_core.data import atomic_write_bytes
+
+__all__ = [
+    "CHECKPOINT_VERSION",
+    "CheckpointError",
+    "Checkpoint",
+    "save_checkpoint",
+    "load_checkpoint",
+    "read_metadata",
+]
+
+CHECKPOINT_VERSION = 1
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that cannot be used: unreadable, of another version, or inconsistent."""
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint file holds, rebuilt."""
+
+    config: TrainConfig
+    model_state: dict[str, torch.Tensor]
+    info: dict[str, Any]
+    """Everything else from the metadata: categories, fixed_views, data, metrics, step..."""
+    optim_state: dict[str, Any] | None = None
+    rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def _config_hash(config: TrainConfig) -> str:
+    return hashlib.sha256(config_json(config).encode("utf-8")).hexdigest()
+
+
+def _flatten_optim(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """Optimizer state_dict -> tensors and a JSON-able skeleton."""
+    tensors, skeleton = {}, {"param_groups": state["param_groups"], "state": {}}
+    for pid, entry in state["state"].items():
+        skeleton["state"][str(pid)] = {}
+        for name, value in entry.items():
+            if torch.is_tensor(value):
+                key = f"optim/{pid}/{name}"
+                tensors[key] = value.detach().cpu().contiguous()
+                skeleton["state"][str(pid)][name] = {"tensor": key}
+            else:
+                skeleton["state"][str(pid)][name] = {"value": value}
+    return tensors, skeleton
+
+
+def _unflatten_optim(tensors: dict[str, torch.Tensor], skeleton: dict[str, Any]) -> dict:
+    state = {}
+    for pid, entry in skeleton["state"].items():
+        state[int(pid)] = {
+            name: tensors[v["tensor"]] if "tensor" in v else v["value"] for name, v in entry.items()
+        }
+    return {"state": state, "param_groups": skeleton["param_groups"]}
+
+
+def save_checkpoint(
+    path: str | Path,
+    config: TrainConfig,
+    model_state: dict[str, torch.Tensor],
+    info: dict[str, Any],
+    optim_state: dict[str, Any] | None = None,
+    rng_state: dict[str, torch.Tensor] | None = None,
+    dtype: torch.dtype | None = None,
+) -> Path:
+    """Write a checkpoint atomically (temporary file, then rename). ``dtype`` casts floating
+    weights (e.g. torch.float16 for bundled models)."""
+    from safetensors.torch import save
+
+    tensors = {}
+    for name, value in model_state.items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[f"model/{name}"] = value.contiguous()
+    meta = dict(info)
+    meta.update(
+        format_version=CHECKPOINT_VERSION,
+        method=config.method,
+        config=json.loads(config_json(config)),
+        config_sha256=_config_hash(config),
+        weights_dtype=str(dtype or "as trained").replace("torch.", ""),
+    )
+    if optim_state is not None:
+        optim_tensors, skeleton = _flatten_optim(optim_state)
+        tensors.update(optim_tensors)
+        meta["optim"] = skeleton
+    for name, value in (rng_state or {}).items():
+        tensors[f"rng/{name}"] = value.detach().cpu().contiguous()
+    blob = save(tensors, metadata={"recon3d": json.dumps(meta)})
+    path = Path(path)
+    atomic_write_bytes(path, lambda handle: handle.write(blob))
+    return path
+
+
+def read_metadata(path: str | Path) -> dict[str, Any]:
+    """The JSON metadata of a checkpoint, without loading its tensors."""
+    from safetensors import safe_open
+
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: no such checkpoint file")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            raw = (handle.metadata() or {}).get("recon3d")
+    except Exception as exc:  # safetensors raises its own error types for corrupt headers
+        raise CheckpointError(f"{path}: not a readable .safetensors file ({exc})") from exc
+    if raw is None:
+        raise CheckpointError(f"{path}: not a recon3d checkpoint (no recon3d metadata)")
+    try:
+        meta = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise CheckpointError(f"{path}: corrupt metadata ({exc})") from exc
+    if meta.get("format_version") != CHECKPOINT_VERSION:
+        raise CheckpointError(
+            f"{path}: checkpoint format {meta.get('format_version')}, "
+            f"this version reads {CHECKPOINT_VERSION}"
+        )
+    return meta
+
+
+def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Checkpoint:
+    """Read and validate a checkpoint. Raises CheckpointError with a one-line reason."""
+    from safetensors.torch import load_file
+
+    path = Path(path)
+    meta = read_metadata(path)
+    try:
+        config = from_dict(meta["config"], f"{path.name}: config")
+    except (ConfigError, KeyError) as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    if meta.get("method") != config.method:
+        raise CheckpointError(f"{path}: method {meta.get('method')!r} does not match its config")
+    if meta.get("config_sha256") != _config_hash(config):
+        raise CheckpointError(f"{path}: config does not match its checksum (edited by hand?)")
+    try:
+        tensors = load_file(str(path))
+    except Exception as exc:
+        raise CheckpointError(f"{path}: unreadable tensors ({exc})") from exc
+    model_state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    if not model_state:
+        raise CheckpointError(f"{path}: no model weights")
+    info = {
+        k: v
+        for k, v in meta.items()
+        if k not in ("config", "config_sha256", "format_version", "optim")
+    }
+    checkpoint = Checkpoint(config=config, model_state=model_state, info=info)
+    if with_training_state:
+        if "optim" not in meta:
+            raise CheckpointError(f"{path}: holds no optimizer state to resume from")
+        checkpoint.optim_state = _unflatten_optim(tensors, meta["optim"])
+        checkpoint.rng_state = {
+            k[len("rng/") :]: v for k, v in tensors.items() if k.startswith("rng/")
+        }
+    return checkpoint

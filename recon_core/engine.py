@@ -1,0 +1,420 @@
+"""The training loop shared by both methods.
+
+One `Trainer` runs a multi-stage schedule on CPU, CUDA (bf16 autocast) or MPS, single
+process or under ``torchrun`` (DistributedDataParallel, NCCL on GPUs, gloo on CPU; rank 0
+logs and checkpoints). Every sample is a pure function of (seed, step, shape index) and the
+batch order of (seed, epoch), so a run resumed from its last checkpoint reaches the same
+weights as an uninterrupted one.
+
+Run folder::
+
+    RUN/config.json          the resolved config
+    RUN/last.safetensors     training checkpoint (weights, optimizer, step), atomic
+    RUN/model.safetensors    the final model (weights and metadata only)
+    RUN/scalars.csv          step, stage, lr, loss terms, samples/s
+    RUN/events.*             the same scalars for TensorBoard
+    RUN/previews/*.png       input | prediction | truth for a few validation shapes
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import os
+import time
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+import torch
+import torch.distributed as dist
+
+from recon_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from recon_core.config import TrainConfig, config_json, from_dict
+from recon_core.data import PreparedDataset, atomic_write_bytes, read_index
+from recon_core.methods import METHODS
+
+__all__ = ["Trainer", "select_device", "StepSampler", "TrainingError"]
+
+
+class TrainingError(RuntimeError):
+    """A run that cannot start or continue (bad data, mismatched checkpoint...)."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise TrainingError("--device cuda asked for, but torch sees no CUDA device")
+    if device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+    return device
+
+
+class StepSampler:
+    """Batches of (shape index, step) pairs for steps ``start .. total``.
+
+    Epoch e is a permutation of the dataset seeded by (seed, e); step s takes the s-th
+    slice of ``batch * world`` indices (cycling the permutation when the dataset is smaller
+    than a global batch), and rank r keeps its own ``batch`` of them."""
+
+    def __init__(
+        self,
+        length: int,
+        batch: int,
+        seed: int,
+        start: int,
+        total: int,
+        rank: int = 0,
+        world: int = 1,
+    ):
+        if length == 0:
+            raise TrainingError("the training split is empty")
+        self.length, self.batch, self.seed = length, batch, seed
+        self.start, self.total, self.rank, self.world = start, total, rank, world
+        self.per_step = batch * world
+        self.steps_per_epoch = max(1, length // self.per_step)
+
+    def __len__(self) -> int:
+        return max(0, self.total - self.start)
+
+    def indices(self, step: int) -> list[int]:
+        epoch, position = divmod(step, self.steps_per_epoch)
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + epoch)
+        order = torch.randperm(self.length, generator=generator)
+        reps = math.ceil(self.per_step * (position + 1) / self.length)
+        order = order.repeat(reps)
+        chunk = order[position * self.per_step : (position + 1) * self.per_step]
+        return chunk[self.rank * self.batch : (self.rank + 1) * self.batch].tolist()
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        for step in range(self.start, self.total):
+            yield [(i, step) for i in self.indices(step)]
+
+
+def _stage_at(config: TrainConfig, step: int) -> tuple[int, int]:
+    """(stage index, step within the stage) of a global step."""
+    for k, stage in enumerate(config.stages):
+        if step < stage.steps:
+            return k, step
+        step -= stage.steps
+    return len(config.stages) - 1, config.stages[-1].steps
+
+
+def learning_rate(config: TrainConfig, step: int) -> float:
+    """Linear warm-up at the start of each stage, then constant or cosine decay to 5%."""
+    k, local = _stage_at(config, step)
+    stage, optim = config.stages[k], config.optim
+    peak = optim.lr * stage.lr_scale
+    warmup = min(optim.warmup_steps, max(1, stage.steps))
+    if local < warmup:
+        return peak * (local + 1) / warmup
+    if optim.schedule == "constant" or stage.steps <= warmup:
+        return peak
+    progress = (local - warmup) / max(1, stage.steps - warmup)
+    return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    non_blocking = device.type == "cuda"
+    return {
+        k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v
+        for k, v in batch.items()
+    }
+
+
+class Trainer:
+    """Train ``config`` on the prepared dataset at ``data`` into the run folder ``out``."""
+
+    def __init__(
+        self,
+        config: TrainConfig,
+        data: str | Path,
+        out: str | Path,
+        device: str = "auto",
+        resume: bool = False,
+        progress: bool = True,
+    ):
+        self.out = Path(out)
+        self.data_root = Path(data)
+        self.progress = progress
+        self.distributed = int(os.environ.get("WORLD_SIZE", "1")) > 1
+        self.device = select_device(device)
+        if self.distributed and not dist.is_initialized():
+            backend = "nccl" if self.device.type == "cuda" else "gloo"
+            dist.init_process_group(backend)
+        self.rank = dist.get_rank() if self.distributed else 0
+        self.world = dist.get_world_size() if self.distributed else 1
+        self.start_step = 0
+        self.resume_state = None
+        if resume:
+            config = self._load_resume(config)
+        elif (self.out / "last.safetensors").exists():
+            raise TrainingError(
+                f"{self.out} already holds a run; pass --resume to continue "
+                "it, or choose another folder"
+            )
+        self.config = config
+        self.method = METHODS[config.method](config)
+        self.index = read_index(self.data_root)
+        self._check_data()
+        torch.manual_seed(config.seed)
+        model = self.method.build_model().to(self.device)
+        self.model = model
+        self.optimizer = torch.optim.Adam(
+            model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+        )
+        if self.resume_state is not None:
+            model.load_state_dict(self.resume_state.model_state)
+            self.optimizer.load_state_dict(self.resume_state.optim_state)
+            if "torch_cpu" in self.resume_state.rng_state:
+                torch.set_rng_state(self.resume_state.rng_state["torch_cpu"])
+        if self.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+        self.network = model
+        categories = list(config.data.categories) or None
+        self.train_set = PreparedDataset(
+            self.data_root,
+            "train",
+            config.method,
+            self.method.sample_settings(),
+            config.seed,
+            categories,
+        )
+        self.categories = self.train_set.categories
+
+    # -- set-up ---------------------------------------------------------------------------
+    def _load_resume(self, config: TrainConfig) -> TrainConfig:
+        path = self.out / "last.safetensors"
+        if not path.exists():
+            raise TrainingError(f"{path}: nothing to resume from")
+        try:
+            state = load_checkpoint(path, with_training_state=True)
+        except CheckpointError as exc:
+            raise TrainingError(str(exc)) from exc
+        if config_json(state.config) != config_json(config):
+            raise TrainingError(
+                f"{path}: the run was started with another config; resume without "
+                "--preset/--set, or start a new run folder"
+            )
+        self.resume_state = state
+        self.start_step = int(state.info["step"])
+        return state.config
+
+    def _check_data(self) -> None:
+        fixed = self.method.info().get("fixed_views")
+        data_fixed = self.index.get("fixed_views", {})
+        if fixed is not None:
+            same = (
+                data_fixed.get("count") == fixed["count"]
+                and data_fixed.get("size") == fixed["size"]
+                and np.allclose(data_fixed.get("extrinsics"), fixed["extrinsics"], atol=1e-6)
+            )
+            if not same:
+                raise TrainingError(
+                    f"{self.data_root}: the dataset's fixed views ({data_fixed.get('count')} "
+                    f"at {data_fixed.get('size')}px) differ from the model's "
+                    f"({fixed['count']} at {fixed['size']}px)"
+                )
+
+    def data_summary(self) -> dict[str, Any]:
+        summary = self.index.get("summary", {})
+        return {
+            "dataset": str(self.data_root),
+            "train_records": len(self.train_set),
+            "categories": summary.get("categories"),
+            "sources": summary.get("sources"),
+            "licences": summary.get("licences"),
+        }
+
+    # -- checkpoints ---------------------------------------------------------------------
+    def _info(self, step: int, metrics: dict[str, float]) -> dict[str, Any]:
+        info = {
+            "step": step,
+            "categories": self.categories,
+            "data": self.data_summary(),
+            "metrics": metrics,
+        }
+        info.update(self.method.info())
+        return info
+
+    def save(self, step: int, metrics: dict[str, float], final: bool = False) -> None:
+        if self.rank != 0:
+            return
+        save_checkpoint(
+            self.out / "last.safetensors",
+            self.config,
+            self.network.state_dict(),
+            self._info(step, metrics),
+            optim_state=self.optimizer.state_dict(),
+            rng_state={"torch_cpu": torch.get_rng_state()},
+        )
+        if final:
+            save_checkpoint(
+                self.out / "model.safetensors",
+                self.config,
+                self.network.state_dict(),
+                self._info(step, metrics),
+            )
+
+    # -- logging --------------------------------------------------------------------------
+    def _open_logs(self):
+        self.out.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(json.loads(config_json(self.config)), indent=1).encode("utf-8")
+        atomic_write_bytes(self.out / "config.json", lambda handle: handle.write(text))
+        from tensorboardX import SummaryWriter
+
+        self.writer = SummaryWriter(str(self.out))
+        csv_path = self.out / "scalars.csv"
+        fields = ["step", "stage", "lr", "loss", *self.method.loss_terms, "samples_per_s"]
+        if csv_path.exists() and self.start_step > 0:  # keep rows up to the resume point
+            rows = [r for r in csv.DictReader(csv_path.open()) if int(r["step"]) < self.start_step]
+        else:
+            rows = []
+        self.csv_file = csv_path.open("w", newline="")
+        self.csv = csv.DictWriter(self.csv_file, fieldnames=fields)
+        self.csv.writeheader()
+        self.csv.writerows(rows)
+
+    def _log(
+        self, step: int, stage: str, lr: float, terms: dict[str, float], total: float, rate: float
+    ) -> None:
+        row = {
+            "step": step,
+            "stage": stage,
+            "lr": f"{lr:.6g}",
+            "loss": f"{total:.6g}",
+            "samples_per_s": f"{rate:.2f}",
+        }
+        row.update({k: f"{v:.6g}" for k, v in terms.items()})
+        self.csv.writerow(row)
+        self.csv_file.flush()
+        self.writer.add_scalar("train/loss", total, step)
+        self.writer.add_scalar("train/lr", lr, step)
+        self.writer.add_scalar("train/samples_per_s", rate, step)
+        for k, v in terms.items():
+            self.writer.add_scalar(f"train/{k}", v, step)
+
+    def preview(self, step: int) -> Path | None:
+        """Write a preview PNG of a few validation shapes (training shapes if none)."""
+        if self.rank != 0:
+            return None
+        from PIL import Image
+
+        settings = self.method.sample_settings()
+        for split in ("val", "train"):
+            dataset = PreparedDataset(self.data_root, split, "all", settings, self.config.seed)
+            if len(dataset):
+                break
+        batch = [dataset[i, 0] for i in range(min(4, len(dataset)))]
+        batch = _to_device(torch.utils.data.default_collate(batch), self.device)
+        was_training = self.network.training
+        self.network.eval()
+        with torch.no_grad():
+            image = self.method.preview(self.network, batch)
+        self.network.train(was_training)
+        path = self.out / "previews" / f"step_{step:07d}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+        self.writer.add_image("preview", image, step, dataformats="HWC")
+        return path
+
+    # -- the loop -------------------------------------------------------------------------
+    def fit(self) -> dict[str, float]:
+        config = self.config
+        total = config.total_steps
+        if self.rank == 0:
+            self._open_logs()
+        sampler = StepSampler(
+            len(self.train_set),
+            config.data.batch_size,
+            config.seed,
+            self.start_step,
+            total,
+            self.rank,
+            self.world,
+        )
+        loader = torch.utils.data.DataLoader(
+            self.train_set,
+            batch_sampler=sampler,
+            num_workers=config.data.workers,
+            pin_memory=self.device.type == "cuda",
+            persistent_workers=False,
+        )
+        autocast = self.device.type == "cuda" and config.amp
+        bar = None
+        if self.rank == 0 and self.progress:
+            from tqdm import tqdm
+
+            bar = tqdm(
+                total=total,
+                initial=self.start_step,
+                desc="training",
+                unit="step",
+                dynamic_ncols=True,
+            )
+        self.model.train()
+        step, last_terms, tick, seen = self.start_step, {}, time.perf_counter(), 0
+        for batch in loader:
+            k, _ = _stage_at(config, step)
+            stage = config.stages[k]
+            lr = learning_rate(config, step)
+            for group in self.optimizer.param_groups:
+                group["lr"] = lr
+            batch = _to_device(batch, self.device)
+            with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=autocast):
+                terms = self.method.losses(self.model, batch, stage.losses)
+                loss = sum(stage.losses.get(name, 0.0) * value for name, value in terms.items())
+            if not torch.isfinite(loss):
+                raise TrainingError(f"step {step}: loss is {loss.item()} ({stage.name})")
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.optim.grad_clip > 0:
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), config.optim.grad_clip)
+            self.optimizer.step()
+            step += 1
+            seen += len(batch["image"]) * self.world
+            last_terms = {name: float(value.detach()) for name, value in terms.items()}
+            last_terms["loss"] = float(loss.detach())
+            if self.rank == 0:
+                if step % config.log_every == 0 or step == total:
+                    now = time.perf_counter()
+                    rate = seen / max(now - tick, 1e-9)
+                    tick, seen = now, 0
+                    terms_only = {n: last_terms[n] for n in terms}
+                    self._log(step, stage.name, lr, terms_only, last_terms["loss"], rate)
+                if bar is not None:
+                    bar.set_postfix(stage=stage.name, loss=f"{last_terms['loss']:.4f}")
+                    bar.update(1)
+                if config.preview_every and step % config.preview_every == 0:
+                    self.preview(step)
+            if step % config.checkpoint_every == 0 and step < total:
+                self.save(step, {})
+        if bar is not None:
+            bar.close()
+        metrics = {f"train_{k}": v for k, v in last_terms.items()}
+        if self.rank == 0:
+            self.preview(step)
+            self.save(step, metrics, final=True)
+            self.writer.close()
+            self.csv_file.close()
+        if self.distributed:
+            dist.barrier()
+        return metrics
+
+
+def config_from_run(out: str | Path) -> TrainConfig:
+    """The config a run folder was started with."""
+    path = Path(out) / "config.json"
+    try:
+        return from_dict(json.loads(path.read_text("utf-8")), str(path))
+    except FileNotFoundError as exc:
+        raise TrainingError(f"{path}: no run to resume here") from exc

@@ -1,0 +1,135 @@
+"""Differentiable fusion of fixed-view predictions and the pseudo-renderer (Lin et al. 2018).
+
+Both are pure tensor functions without parameters. Conventions: orthographic cameras as in
+`recon_core.geometry`; a camera-frame point (x, y, depth) means (x, y, -depth) in the
+camera's coordinates (it looks down -Z).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+__all__ = ["pixel_grid", "fuse", "RenderedViews", "pseudo_render", "EMPTY_LOGIT"]
+
+EMPTY_LOGIT = -20.0
+"""Mask logit reported for pixels no point lands in (a probability of about 2e-9)."""
+
+
+def pixel_grid(size: int, intrinsic: np.ndarray) -> torch.Tensor:
+    """Camera-frame (x, y) of every pixel centre of an orthographic view: (2, size, size),
+    rows top to bottom (v), columns left to right (u)."""
+    centres = torch.arange(size, dtype=torch.float64) + 0.5
+    x = (centres - float(intrinsic[0, 2])) / float(intrinsic[0, 0])
+    y = -(centres - float(intrinsic[1, 2])) / float(intrinsic[1, 1])
+    grid = torch.stack([x[None, :].expand(size, size), y[:, None].expand(size, size)])
+    return grid.float()
+
+
+def fuse(xyz: torch.Tensor, extrinsics: torch.Tensor) -> torch.Tensor:
+    """Fixed-view predictions -> one point cloud in the object frame.
+
+    xyz: (B, N, 3, S, S) camera-frame (x, y, depth) per view; extrinsics: (N, 4, 4)
+    world-to-camera of the fixed views. Returns (B, N*S*S, 3), view-major then row-major."""
+    batch, views = xyz.shape[:2]
+    cam = xyz.flatten(3).transpose(2, 3)  # (B, N, S*S, 3)
+    cam = torch.cat([cam[..., :2], -cam[..., 2:3]], dim=-1)
+    rotation = extrinsics[:, :3, :3].to(cam.dtype)
+    translation = extrinsics[:, :3, 3].to(cam.dtype)
+    world = (cam - translation[None, :, None, :]) @ rotation[None]  # R^T (c - t), row form
+    return world.reshape(batch, -1, 3)
+
+
+class RenderedViews(NamedTuple):
+    """Pseudo-rendered novel views, each (B, K, S, S)."""
+
+    depth: torch.Tensor
+    """Depth of the nearest point per pixel (0 where none): differentiable in the points."""
+    mask_logit: torch.Tensor
+    """Mask logit of that nearest point (EMPTY_LOGIT where none): differentiable."""
+    hit: torch.Tensor
+    """True where at least one point landed in the pixel."""
+    collision: torch.Tensor
+    """True where the winning sub-pixel received more than one point."""
+
+
+def pseudo_render(
+    points: torch.Tensor,
+    mask_logit: torch.Tensor,
+    extrinsics: torch.Tensor,
+    intrinsic: np.ndarray | torch.Tensor,
+    size: int,
+    upsample: int = 5,
+) -> RenderedViews:
+    """Project ``points`` (B, P, 3) with ``mask_logit`` (B, P) into K orthographic views
+    (``extrinsics`` (B, K, 4, 4)) through a z-buffer ``upsample`` times finer than the
+    ``size`` x ``size`` output, keep the nearest point per fine pixel (ties go to the lowest
+    point index: deterministic), then keep the nearest fine pixel per output pixel.
+    """
+    batch, count, _ = points.shape
+    views = extrinsics.shape[1]
+    device = points.device
+    shape = (batch, views, size, size)
+    if count == 0:  # an empty cloud renders nothing
+        empty = torch.zeros(shape, dtype=torch.bool, device=device)
+        return RenderedViews(
+            torch.zeros(shape, dtype=points.dtype, device=device),
+            torch.full(shape, EMPTY_LOGIT, dtype=mask_logit.dtype, device=device),
+            empty,
+            empty,
+        )
+    intrinsic = torch.as_tensor(np.asarray(intrinsic), dtype=points.dtype, device=device)
+    rotation = extrinsics[..., :3, :3].to(points.dtype)
+    translation = extrinsics[..., :3, 3].to(points.dtype)
+    cam = torch.einsum("bkij,bpj->bkpi", rotation, points) + translation[:, :, None, :]
+    depth = -cam[..., 2]  # (B, K, P)
+    fine = size * upsample
+    with torch.no_grad():
+        u = (intrinsic[0, 0] * cam[..., 0] + intrinsic[0, 2]) * upsample
+        v = (-intrinsic[1, 1] * cam[..., 1] + intrinsic[1, 2]) * upsample
+        iu, iv = torch.floor(u).long(), torch.floor(v).long()
+        valid = (iu >= 0) & (iu < fine) & (iv >= 0) & (iv < fine) & (depth > 0)
+        view_index = torch.arange(batch * views, device=device).view(batch, views, 1)
+        bins = (view_index * fine + iv) * fine + iu  # (B, K, P)
+        flat_valid = valid.reshape(-1)
+        point_ids = torch.arange(batch * views * count, device=device)[flat_valid]
+        bins = bins.reshape(-1)[flat_valid]
+        z = depth.detach().reshape(-1)[flat_valid]
+        total = batch * views * fine * fine
+        zbuffer = torch.full((total,), float("inf"), dtype=z.dtype, device=device)
+        zbuffer.scatter_reduce_(0, bins, z, reduce="amin")
+        nearest = z == zbuffer[bins]
+        sentinel = batch * views * count
+        winner = torch.full((total,), sentinel, dtype=torch.long, device=device)
+        winner.scatter_reduce_(0, bins[nearest], point_ids[nearest], reduce="amin")
+        landed = torch.bincount(bins, minlength=total)
+        # nearest fine pixel within each output pixel's upsample x upsample block
+        blocks = zbuffer.view(batch * views, size, upsample, size, upsample)
+        blocks = blocks.permute(0, 1, 3, 2, 4).reshape(batch * views, size, size, -1)
+        best, sub = blocks.min(dim=-1)
+        base = torch.arange(batch * views * size * size, device=device).view(-1, size, size)
+        row = torch.arange(size, device=device).view(1, size, 1)
+        col = torch.arange(size, device=device).view(1, 1, size)
+        fine_row = row * upsample + sub // upsample
+        fine_col = col * upsample + sub % upsample
+        view_of = base // (size * size)
+        fine_index = (view_of * fine + fine_row) * fine + fine_col
+        hit = torch.isfinite(best)
+        chosen = winner[fine_index.reshape(-1)].view(batch * views, size, size)
+        collision = (landed[fine_index.reshape(-1)] > 1).view(batch * views, size, size) & hit
+        safe = torch.where(hit, chosen, torch.zeros_like(chosen))
+    flat_depth = depth.reshape(-1)
+    out_depth = torch.where(
+        hit, flat_depth[safe], torch.zeros((), dtype=depth.dtype, device=device)
+    )
+    point_of = safe % count
+    batch_of = safe // (views * count)
+    logits = mask_logit[batch_of, point_of]
+    out_logit = torch.where(
+        hit, logits, torch.full((), EMPTY_LOGIT, dtype=logits.dtype, device=device)
+    )
+    return RenderedViews(
+        out_depth.view(shape), out_logit.view(shape), hit.view(shape), collision.view(shape)
+    )

@@ -1,0 +1,117 @@
+"""Point-cloud generation (Lin, Kong, Lucey, AAAI 2018)."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from recon_core.data import SampleSettings
+from recon_core.fusion import fuse, pixel_grid, pseudo_render
+from recon_core.geometry import FIXED_VIEW_DISTANCE, fixed_views
+from recon_core.methods.base import Method
+from recon_core.models.pointcloud import StructureGenerator
+from recon_core.visualize import depth_image, hstack, rgba_image
+
+__all__ = ["PointCloudMethod"]
+
+
+class PointCloudMethod(Method):
+    name = "pointcloud"
+    loss_terms = ("fixed_xyz", "fixed_mask", "novel_depth", "novel_mask")
+
+    def __init__(self, config):
+        super().__init__(config)
+        model = config.model
+        cameras = fixed_views(model.fixed_views, model.view_size)
+        self.fixed_extrinsics = torch.tensor(
+            np.stack([c.extrinsic for c in cameras]), dtype=torch.float32
+        )
+        self.intrinsic = cameras[0].intrinsic
+        self.grid = pixel_grid(model.view_size, self.intrinsic)
+
+    def info(self) -> dict:
+        return {
+            "fixed_views": {
+                "count": self.config.model.fixed_views,
+                "size": self.config.model.view_size,
+                "extrinsics": self.fixed_extrinsics.tolist(),
+                "intrinsic": self.intrinsic.tolist(),
+            }
+        }
+
+    def sample_settings(self) -> SampleSettings:
+        return SampleSettings(
+            novel_views=self.config.data.novel_views, image_size=self.config.model.input_size
+        )
+
+    def build_model(self) -> nn.Module:
+        m = self.config.model
+        return StructureGenerator(
+            m.fixed_views,
+            self.grid,
+            FIXED_VIEW_DISTANCE,
+            m.input_size,
+            m.encoder_channels,
+            m.encoder_fc,
+            m.decoder_fc,
+            m.decoder_channels,
+            residual=m.variant == "residual",
+        )
+
+    def losses(self, model, batch, weights):
+        xyz, mask_logit = model(batch["image"])
+        out = {}
+        gt_mask = batch["fixed_mask"]
+        if weights.get("fixed_xyz") or weights.get("fixed_mask"):
+            grid = self.grid.to(xyz.device)
+            target = torch.cat(
+                [
+                    grid[None, None].expand(*gt_mask.shape[:2], -1, -1, -1),
+                    batch["fixed_depth"][:, :, None],
+                ],
+                dim=2,
+            )
+            weight = gt_mask[:, :, None].expand_as(xyz)
+            out["fixed_xyz"] = ((xyz - target).abs() * weight).sum() / weight.sum().clamp(min=1)
+            out["fixed_mask"] = F.binary_cross_entropy_with_logits(mask_logit, gt_mask)
+        if weights.get("novel_depth") or weights.get("novel_mask"):
+            points = fuse(xyz, self.fixed_extrinsics.to(xyz.device))
+            rendered = pseudo_render(
+                points,
+                mask_logit.flatten(1),
+                batch["novel_extrinsics"],
+                self.intrinsic,
+                self.config.model.view_size,
+                self.config.model.upsample,
+            )
+            novel_mask = batch["novel_mask"]
+            usable = (novel_mask > 0) & rendered.hit & ~rendered.collision
+            diff = (rendered.depth - batch["novel_depth"]).abs()
+            out["novel_depth"] = (diff * usable).sum() / usable.sum().clamp(min=1)
+            out["novel_mask"] = F.binary_cross_entropy_with_logits(rendered.mask_logit, novel_mask)
+        return out
+
+    def preview(self, model, batch) -> np.ndarray:
+        xyz, mask_logit = model(batch["image"])
+        points = fuse(xyz, self.fixed_extrinsics.to(xyz.device))
+        logits = mask_logit.flatten(1)
+        views = self.fixed_extrinsics[[0, 4]].to(xyz.device)
+        rows = []
+        for b in range(min(4, len(xyz))):
+            keep = logits[b] > 0
+            rendered = pseudo_render(
+                points[b : b + 1, keep],
+                logits[b : b + 1, keep],
+                views[None],
+                self.intrinsic,
+                self.config.model.view_size,
+                1,
+            )
+            tiles = [rgba_image(batch["image"][b].cpu().numpy())]
+            for k, view in enumerate((0, 4)):
+                tiles.append(depth_image(rendered.depth[0, k].cpu().numpy()))
+                tiles.append(depth_image(batch["fixed_depth"][b, view].cpu().numpy()))
+            rows.append(hstack(tiles))
+        return np.concatenate(rows, axis=0)

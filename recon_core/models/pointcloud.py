@@ -1,0 +1,107 @@
+"""The structure generator of Lin, Kong, Lucey (AAAI 2018) (nn.Modules only)."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = ["StructureGenerator"]
+
+
+def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True)
+    )
+
+
+class _Residual(nn.Module):
+    """A 3x3 conv residual block at constant width (the residual variant)."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
+            nn.BatchNorm2d(channels),
+        )
+
+    def forward(self, x):
+        return F.relu(x + self.body(x))
+
+
+def _fc(widths: list[int]) -> nn.Sequential:
+    layers = []
+    for cin, cout in zip(widths[:-1], widths[1:], strict=True):
+        layers += [nn.Linear(cin, cout, bias=False), nn.BatchNorm1d(cout), nn.ReLU(inplace=True)]
+    return nn.Sequential(*layers)
+
+
+class StructureGenerator(nn.Module):
+    """Image -> per fixed view, an (x, y, depth) map in that view's camera frame and a
+    mask-logit map.
+
+    image: (B, 4, H, W) RGBA in [0, 1] ->
+    xyz (B, N, 3, S, S): camera-frame x, y and depth (positive, along the view axis);
+    mask_logit (B, N, S, S).
+
+    ``pixel_grid`` (2, S, S) holds each pixel centre's camera-frame (x, y); the output head
+    adds a learnable per-pixel bias that starts at (grid x, grid y, ``initial_depth``, mask
+    0), so an untrained generator already emits every view's pixel grid at that depth.
+    """
+
+    def __init__(
+        self,
+        views: int,
+        pixel_grid: torch.Tensor,
+        initial_depth: float = 1.0,
+        input_size: int = 64,
+        encoder_channels: tuple[int, ...] = (96, 128, 192, 256),
+        encoder_fc: tuple[int, ...] = (2048, 1024, 512),
+        decoder_fc: tuple[int, ...] = (1024, 2048, 4096),
+        decoder_channels: tuple[int, ...] = (192, 128, 96, 64, 48),
+        residual: bool = False,
+        in_channels: int = 4,
+    ):
+        super().__init__()
+        self.views = views
+        encoder, cin = [], in_channels
+        if input_size == 128:  # one more stride-2 stage keeps the 4x4 bottleneck
+            encoder.append(_conv_bn(cin, encoder_channels[0], 2))
+            cin = encoder_channels[0]
+        elif input_size != 64:
+            raise ValueError(f"input_size must be 64 or 128, got {input_size}")
+        for cout in encoder_channels:
+            encoder.append(_conv_bn(cin, cout, 2))
+            if residual:
+                encoder.append(_Residual(cout))
+            cin = cout
+        self.encoder = nn.Sequential(*encoder)
+        bottleneck = cin * 4 * 4
+        self.encoder_fc = _fc([bottleneck, *encoder_fc])
+        self.decoder_fc = _fc([encoder_fc[-1], *decoder_fc])
+        decoder, cin = [], decoder_fc[-1] // 16
+        for cout in decoder_channels:
+            decoder += [nn.Upsample(scale_factor=2, mode="nearest"), _conv_bn(cin, cout)]
+            if residual:
+                decoder.append(_Residual(cout))
+            cin = cout
+        self.decoder = nn.Sequential(*decoder)
+        self.head = nn.Conv2d(cin, 4 * views, 1)
+        nn.init.normal_(self.head.weight, std=1e-3)
+        nn.init.zeros_(self.head.bias)
+        size = pixel_grid.shape[-1]
+        bias = torch.zeros(views, 4, size, size)
+        bias[:, 0:2] = pixel_grid
+        bias[:, 2] = initial_depth
+        self.pixel_bias = nn.Parameter(bias)
+
+    def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        features = self.encoder(image * 2.0 - 1.0)
+        latent = self.encoder_fc(features.flatten(1))
+        grid = self.decoder_fc(latent).view(image.shape[0], -1, 4, 4)
+        out = self.head(self.decoder(grid))
+        out = out.view(image.shape[0], self.views, 4, *out.shape[-2:]) + self.pixel_bias
+        return out[:, :, :3], out[:, :, 3]
