@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import Iterable
+from collections.abc import Iterable
 
 from recon_core.config import PRESETS, ConfigError, apply_overrides, preset
 
