@@ -36,7 +36,15 @@ from recon_core.config import TrainConfig, config_json, from_dict
 from recon_core.data import PreparedDataset, atomic_write_bytes, read_index
 from recon_core.methods import METHODS
 
-__all__ = ["Trainer", "select_device", "StepSampler", "TrainingError"]
+__all__ = [
+    "Trainer",
+    "select_device",
+    "StepSampler",
+    "TrainingError",
+    "weights_checksum",
+    "config_from_run",
+    "learning_rate",
+]
 
 
 class TrainingError(RuntimeError):
@@ -328,6 +336,21 @@ class Trainer:
         self.writer.add_image("preview", image, step, dataformats="HWC")
         return path
 
+    def _check_replicas(self) -> None:
+        """All ranks must end with the same weights; rank 0 records the checksums. DDP keeps
+        parameters in step and takes buffers (BatchNorm statistics) from rank 0 at every
+        forward; after the last step they are taken from rank 0 once more."""
+        for buffer in self.network.buffers():
+            dist.broadcast(buffer, 0)
+        local = weights_checksum(self.network)
+        gathered: list[str] = [""] * self.world
+        dist.all_gather_object(gathered, local)
+        if self.rank == 0:
+            text = json.dumps({"checksums": gathered}, indent=1).encode("utf-8")
+            atomic_write_bytes(self.out / "replicas.json", lambda handle: handle.write(text))
+        if len(set(gathered)) != 1:
+            raise TrainingError(f"ranks ended with different weights: {gathered}")
+
     # -- the loop -------------------------------------------------------------------------
     def fit(self) -> dict[str, float]:
         config = self.config
@@ -402,6 +425,8 @@ class Trainer:
         if bar is not None:
             bar.close()
         metrics = {f"train_{k}": v for k, v in last_terms.items()}
+        if self.distributed:
+            self._check_replicas()
         if self.rank == 0:
             self.preview(step)
             self.save(step, metrics, final=True)
@@ -410,6 +435,17 @@ class Trainer:
         if self.distributed:
             dist.barrier()
         return metrics
+
+
+def weights_checksum(module: torch.nn.Module) -> str:
+    """SHA-256 of a module's parameters and buffers, in state-dict order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    for name, value in module.state_dict().items():
+        digest.update(name.encode("utf-8"))
+        digest.update(value.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
 
 
 def config_from_run(out: str | Path) -> TrainConfig:

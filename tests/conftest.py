@@ -36,3 +36,30 @@ def tiny_args() -> list[str]:
         "2000",
         "--no-progress",
     ]
+
+
+@pytest.fixture(scope="session")
+def tiny_dataset(tmp_path_factory, tiny_args) -> Path:
+    """Nine procedural shapes (three categories) with small records: for training tests."""
+    from training import prepare
+
+    out = tmp_path_factory.mktemp("data") / "tiny"
+    code = prepare.main(
+        [
+            "--source",
+            "procedural",
+            "--categories",
+            "chair",
+            "table",
+            "lamp",
+            "--count",
+            "3",
+            "--workers",
+            "2",
+            "--out",
+            str(out),
+            *tiny_args,
+        ]
+    )
+    assert code == 0
+    return out

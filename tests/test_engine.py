@@ -1,0 +1,295 @@
+"""The shared training engine: configs, checkpoints, resume exactness, two-process runs."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file, save_file
+
+from recon_core import config as cfg
+from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from recon_core.engine import StepSampler, learning_rate
+from training import train
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = ["--set", "data.workers=0", "--no-progress"]
+
+
+def _weights(path):
+    return {k: v for k, v in load_file(str(path)).items() if k.startswith("model/")}
+
+
+def test_presets_round_trip_and_overrides():
+    for name in cfg.PRESETS:
+        config = cfg.preset(name)
+        assert cfg.from_dict(cfg.to_dict(config)) == config
+    config = cfg.apply_overrides(
+        cfg.preset("implicit"),
+        [
+            "optim.lr=0.002",
+            "stages.0.steps=7",
+            "model.decoder=imnet",
+            "amp=false",
+            "model.decoder_hidden=[64, 32]",
+        ],
+    )
+    assert config.optim.lr == 0.002 and config.stages[0].steps == 7
+    assert config.model.decoder == "imnet" and config.model.decoder_hidden == (64, 32)
+    assert config.amp is False
+    with pytest.raises(cfg.ConfigError, match="no such setting"):
+        cfg.apply_overrides(config, ["optim.learning_rate=1"])
+    with pytest.raises(cfg.ConfigError, match="not one of"):
+        cfg.apply_overrides(config, ["model.decoder=transformer"])
+    with pytest.raises(cfg.ConfigError, match="expected an integer"):
+        cfg.apply_overrides(config, ["stages.0.steps=many"])
+
+
+def test_config_with_missing_or_unknown_keys_is_refused():
+    data = cfg.to_dict(cfg.preset("pointcloud"))
+    del data["model"]["upsample"]
+    with pytest.raises(cfg.ConfigError, match=r"config.model: missing key\(s\) upsample"):
+        cfg.from_dict(data)
+    data = cfg.to_dict(cfg.preset("implicit"))
+    data["optim"]["momentum"] = 0.9
+    with pytest.raises(cfg.ConfigError, match="unknown key"):
+        cfg.from_dict(data)
+
+
+def test_sampler_is_a_function_of_seed_and_step_and_shards_ranks():
+    full = StepSampler(10, 4, seed=3, start=0, total=9)
+    resumed = StepSampler(10, 4, seed=3, start=5, total=9)
+    assert list(full)[5:] == list(resumed)
+    ranks = [StepSampler(10, 2, seed=3, start=0, total=4, rank=r, world=2) for r in (0, 1)]
+    for step in range(4):
+        a, b = ranks[0].indices(step), ranks[1].indices(step)
+        assert len(a) == len(b) == 2 and not set(a) & set(b)
+    tiny = StepSampler(3, 4, seed=0, start=0, total=2)  # smaller than a batch: cycles
+    assert len(tiny.indices(0)) == 4
+
+
+def test_learning_rate_warms_up_and_decays_per_stage():
+    config = cfg.preset("pointcloud-smoke")
+    lrs = [learning_rate(config, s) for s in range(config.total_steps)]
+    assert lrs[0] < lrs[9] == pytest.approx(config.optim.lr)
+    assert lrs[149] < 0.1 * config.optim.lr  # end of stage 1 decayed
+    assert lrs[150] < lrs[159]  # stage 2 warms up again
+
+
+def _train(tiny_dataset, out, *extra):
+    return train.main(
+        [
+            "--method",
+            "implicit",
+            "--preset",
+            "implicit-smoke",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            *SMOKE,
+            *extra,
+        ]
+    )
+
+
+def test_checkpoint_round_trip_and_tampering(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    assert _train(tiny_dataset, out, "--set", "stages.0.steps=3") == 0
+    ckpt = load_checkpoint(out / "model.safetensors")
+    assert ckpt.config.method == "implicit" and ckpt.info["step"] == 3
+    assert ckpt.info["categories"] == ["chair", "lamp", "table"]
+    assert ckpt.info["data"]["train_records"] > 0
+    from recon_core.methods import METHODS
+
+    model = METHODS["implicit"](ckpt.config).build_model()
+    model.load_state_dict(ckpt.model_state)  # strict: every key present
+    # an altered config key (that would not change any weight shape) is caught
+    tensors = load_file(str(out / "model.safetensors"))
+    meta = read_metadata(out / "model.safetensors")
+    meta["config"]["model"]["conditioning"] = "concat"
+    save_file(tensors, str(tmp_path / "edited.safetensors"), metadata={"recon3d": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(tmp_path / "edited.safetensors")
+    # a missing key is named
+    meta = read_metadata(out / "model.safetensors")
+    del meta["config"]["model"]["latent_dim"]
+    save_file(
+        tensors, str(tmp_path / "missing.safetensors"), metadata={"recon3d": json.dumps(meta)}
+    )
+    with pytest.raises(CheckpointError, match="missing key.*latent_dim"):
+        load_checkpoint(tmp_path / "missing.safetensors")
+    (tmp_path / "garbage.safetensors").write_bytes(b"\x00" * 100)
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_checkpoint(tmp_path / "garbage.safetensors")
+    with pytest.raises(CheckpointError, match="no such checkpoint"):
+        load_checkpoint(tmp_path / "nowhere.safetensors")
+
+
+def test_training_writes_logs_previews_and_refuses_to_overwrite(tiny_dataset, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _train(tiny_dataset, out, "--set", "stages.0.steps=20", "--set", "log_every=5") == 0
+    rows = (out / "scalars.csv").read_text().splitlines()
+    assert rows[0].startswith("step,stage,lr,loss,occupancy") and len(rows) == 5
+    assert list((out / "previews").glob("*.png"))
+    assert list(out.glob("events.out.tfevents.*"))
+    assert json.loads((out / "config.json").read_text())["method"] == "implicit"
+    assert _train(tiny_dataset, out) == 2
+    assert "already holds a run" in capsys.readouterr().err
+
+
+def test_resumed_run_reaches_the_same_weights_bit_for_bit(tiny_dataset, tmp_path):
+    steps = ["--set", "stages.0.steps=160", "--set", "checkpoint_every=20"]
+    env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    base = [
+        sys.executable,
+        "-m",
+        "training.train",
+        "--method",
+        "implicit",
+        "--preset",
+        "implicit-smoke",
+        "--data",
+        str(tiny_dataset),
+        *SMOKE,
+        *steps,
+    ]
+    straight = tmp_path / "straight"
+    subprocess.run(
+        [*base, "--out", str(straight)], cwd=REPO, env=env, check=True, capture_output=True
+    )
+    killed = tmp_path / "killed"
+    process = subprocess.Popen(
+        [*base, "--out", str(killed)],
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        ckpt = killed / "last.safetensors"
+        if ckpt.exists() and read_metadata(ckpt)["step"] >= 40:
+            break
+        time.sleep(0.02)
+    os.killpg(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not (killed / "model.safetensors").exists(), "the run finished before the kill"
+    stopped_at = read_metadata(killed / "last.safetensors")["step"]
+    assert 40 <= stopped_at < 160
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "training.train",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(killed),
+            "--resume",
+            "--no-progress",
+        ],
+        cwd=REPO,
+        env=env,
+        check=True,
+        capture_output=True,
+    )
+    a, b = _weights(straight / "model.safetensors"), _weights(killed / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_two_processes_with_gloo_end_with_identical_weights(tiny_dataset, tmp_path):
+    out = tmp_path / "ddp"
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nproc_per_node",
+            "2",
+            "-m",
+            "training.train",
+            "--method",
+            "implicit",
+            "--preset",
+            "implicit-smoke",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            *SMOKE,
+            "--set",
+            "stages.0.steps=6",
+            "--set",
+            "data.batch_size=2",
+            "--device",
+            "cpu",
+        ],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    checksums = json.loads((out / "replicas.json").read_text())["checksums"]
+    assert len(checksums) == 2 and checksums[0] == checksums[1]
+    assert load_checkpoint(out / "model.safetensors").info["step"] == 6
+
+
+def test_pointcloud_method_trains_through_both_stages(tiny_dataset, tmp_path):
+    out = tmp_path / "pc"
+    code = train.main(
+        [
+            "--method",
+            "pointcloud",
+            "--preset",
+            "pointcloud-smoke",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(out),
+            *SMOKE,
+            "--set",
+            "stages.0.steps=3",
+            "--set",
+            "stages.1.steps=3",
+            "--set",
+            "log_every=1",
+        ]
+    )
+    assert code == 0
+    rows = (out / "scalars.csv").read_text().splitlines()
+    assert "fixed views" in rows[1] and "novel views" in rows[-1]
+    info = load_checkpoint(out / "model.safetensors").info
+    assert info["fixed_views"]["count"] == 8
+
+
+def test_pointcloud_refuses_data_with_other_fixed_views(tiny_dataset, tmp_path, capsys):
+    code = train.main(
+        [
+            "--method",
+            "pointcloud",
+            "--preset",
+            "pointcloud-smoke",
+            "--data",
+            str(tiny_dataset),
+            "--out",
+            str(tmp_path / "pc"),
+            *SMOKE,
+            "--set",
+            "model.fixed_views=6",
+        ]
+    )
+    assert code == 2
+    assert "fixed views" in capsys.readouterr().err
