@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow test-all lint bench-prepare clean
+.PHONY: venv demo test test-slow test-all lint bench-prepare train-smoke clean
 
 venv: $(STAMP)
 
@@ -19,6 +19,19 @@ demo: $(STAMP)
 	$(BIN)/python -m training.prepare --source procedural --count 1 --out out/demo-dataset
 	$(BIN)/python -m training.preview out/demo-dataset --out out/demo-preview.png
 	@echo "Open out/demo-preview.png"
+
+# A few hundred CPU steps of each method on a tiny procedural dataset (a few minutes).
+SMOKE := out/smoke
+train-smoke: $(STAMP)
+	$(BIN)/python -m training.prepare --source procedural --categories chair table --count 4 \
+		--views 4 --novel-views 8 --occupancy-resolution 128 --occupancy-points 40000 \
+		--surface-points 20000 --out $(SMOKE)/data
+	rm -rf $(SMOKE)/implicit $(SMOKE)/pointcloud
+	$(BIN)/python -m training.train --method implicit --preset implicit-smoke \
+		--data $(SMOKE)/data --out $(SMOKE)/implicit
+	$(BIN)/python -m training.train --method pointcloud --preset pointcloud-smoke \
+		--data $(SMOKE)/data --out $(SMOKE)/pointcloud
+	$(BIN)/python -m training.smoke_report $(SMOKE)/implicit $(SMOKE)/pointcloud
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -55,9 +55,9 @@ class OccupancySettings:
     """Surface dilation (voxels) before the flood: seals holes up to about twice this."""
     restore: int = 6
     """Geodesic growth (voxels) of the flooded outside after the flood."""
-    uniform_points: int = 50_000
-    """Occupancy samples uniform in the padded box."""
-    near_points: int = 50_000
+    uniform_points: int = 100_000
+    """Occupancy samples uniform in the padded box (IoU is measured on these)."""
+    near_points: int = 100_000
     """Occupancy samples near the surface (surface point plus Gaussian noise)."""
     near_sigmas: tuple[float, ...] = (0.005, 0.02)
     """Noise scales of the near-surface samples, equally shared."""

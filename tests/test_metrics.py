@@ -1,0 +1,58 @@
+"""Metrics against cases with known answers."""
+
+import numpy as np
+import pytest
+
+from recon_core import metrics
+
+
+def _sphere_points(n, radius=0.3, center=(0, 0, 0), seed=0):
+    rng = np.random.default_rng(seed)
+    normals = rng.normal(size=(n, 3))
+    normals /= np.linalg.norm(normals, axis=1, keepdims=True)
+    return normals * radius + np.asarray(center), normals
+
+
+def test_identical_shapes_score_perfectly():
+    points, normals = _sphere_points(20_000)
+    out = metrics.surface_metrics(points, normals, points, normals)
+    assert out["chamfer_l1"] == 0 and out["accuracy"] == 0 and out["completeness"] == 0
+    assert out["normal_consistency"] == pytest.approx(1.0)
+    assert out["f_score@0.01"] == 1.0 and out["f_score@0.02"] == 1.0
+    occupancy = np.random.default_rng(1).random(1000) < 0.3
+    assert metrics.iou(occupancy, occupancy) == 1.0
+
+
+def test_shifted_sphere_distances_and_fscore():
+    shift = 0.015
+    a, na = _sphere_points(200_000, seed=1)
+    b, nb = _sphere_points(200_000, center=(shift, 0, 0), seed=2)
+    out = metrics.surface_metrics(a, na, b, nb)
+    # mean distance from a sphere to the same sphere shifted by s along x is about s/2
+    assert out["accuracy"] == pytest.approx(shift / 2, rel=0.1)
+    assert out["completeness"] == pytest.approx(shift / 2, rel=0.1)
+    assert out["f_score@0.02"] > out["f_score@0.01"] > 0.3
+    assert out["f_score@0.02"] > 0.95
+    assert out["normal_consistency"] > 0.99
+    pc = metrics.pointcloud_metrics(a, b)
+    assert pc["pred_to_gt_x100"] == pytest.approx(100 * out["accuracy"])
+
+
+def test_iou_of_two_half_overlapping_sets():
+    truth = np.zeros(100, bool)
+    truth[:50] = True
+    predicted = np.zeros(100, bool)
+    predicted[25:75] = True
+    assert metrics.iou(predicted, truth) == pytest.approx(25 / 75)
+    assert metrics.iou(np.zeros(10, bool), np.zeros(10, bool)) == 1.0
+
+
+def test_empty_prediction_gets_the_worst_score_not_nan():
+    truth, normals = _sphere_points(1000)
+    out = metrics.surface_metrics(np.zeros((0, 3)), np.zeros((0, 3)), truth, normals)
+    assert out["chamfer_l1"] == metrics.WORST_DISTANCE
+    assert out["normal_consistency"] == 0 and out["f_score@0.01"] == 0
+    assert all(np.isfinite(v) for v in out.values())
+    nan_cloud = np.full((10, 3), np.nan)
+    assert metrics.pointcloud_metrics(nan_cloud, truth)["f_score@0.02"] == 0
+    assert metrics.iou(np.zeros(100, bool), np.ones(100, bool)) == 0.0

@@ -1,0 +1,255 @@
+"""Evaluate a trained model on a prepared dataset's split, through the inference path users get.
+
+    python -m training.evaluate --model RUN/model.safetensors --data DATA --report REPORT
+
+Writes REPORT/metrics.json (per shape, per category, mean), REPORT/report.md (a table per
+category) and REPORT/sheet.png (input | reconstruction at two fixed views | ground truth,
+a few shapes per category). Implicit models: IoU on the record's uniform points, Chamfer-L1
+(accuracy, completeness), normal consistency and F-scores on 100k surface samples of the
+extracted mesh. Point-cloud models: prediction -> truth and truth -> prediction distances
+x100 and F-scores.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+from recon_core.checkpoint import CheckpointError
+from recon_core.data import SPLITS, DatasetError, atomic_write_bytes, read_index, read_record
+from recon_core.extraction import ExtractionError, Mesh
+from recon_core.metrics import iou, pointcloud_metrics, surface_metrics
+from recon_core.visualize import depth_image, hstack
+
+__all__ = ["main", "evaluate"]
+
+SURFACE_SAMPLES = 100_000
+
+
+def _mesh_surface(mesh: Mesh, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    from training.sampling import sample_surface_random
+
+    vertices = mesh.vertices.astype(np.float64)
+    points, face = sample_surface_random(vertices, mesh.faces, SURFACE_SAMPLES, rng)
+    tri = vertices[mesh.faces[face]]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    return points, normals
+
+
+def _contains(mesh: Mesh, points: np.ndarray) -> np.ndarray:
+    """Inside test against a closed mesh: ray parity along +X with Embree."""
+    from training.raycast import RayCaster
+
+    caster = RayCaster(mesh.vertices.astype(np.float64), mesh.faces)
+    direction = np.array([1.0, 1e-3, 2e-3])
+    direction /= np.linalg.norm(direction)
+    origins = points.astype(np.float64)
+    inside = np.zeros(len(points), dtype=bool)
+    alive = np.ones(len(points), dtype=bool)
+    directions = np.broadcast_to(direction, origins.shape).copy()
+    for _ in range(64):  # count crossings hit by hit
+        if not alive.any():
+            break
+        distance = caster.hit_distance(origins[alive], directions[alive])
+        hit = np.isfinite(distance)
+        idx = np.flatnonzero(alive)
+        inside[idx[hit]] ^= True
+        origins[idx[hit]] += directions[idx[hit]] * (distance[hit, None] + 1e-6)
+        alive[idx[~hit]] = False
+    return inside
+
+
+def _fixed_depth_of_mesh(mesh: Mesh, extrinsic: np.ndarray, intrinsic: np.ndarray, size: int):
+    from recon_core.geometry import Camera
+    from training.raycast import RayCaster
+
+    caster = RayCaster(mesh.vertices.astype(np.float64), mesh.faces)
+    return caster.depth_map(Camera(extrinsic, intrinsic, "orthographic", size, size))
+
+
+def evaluate(
+    model_path: Path,
+    data: Path,
+    split: str,
+    report: Path,
+    resolution: int = 128,
+    limit: int | None = None,
+    device: str = "auto",
+    view: int = 0,
+    sheet_per_category: int = 3,
+    progress: bool = True,
+) -> dict:
+    from PIL import Image
+    from tqdm import tqdm
+
+    from recon_core.inference import Reconstructor
+
+    reconstructor = Reconstructor(model_path, device)
+    method = reconstructor.config.method
+    index = read_index(data)
+    records = [r for r in index["records"] if r["split"] == split]
+    if limit:
+        records = records[:limit]
+    if not records:
+        raise DatasetError(f"{data}: no records in the {split} split")
+    rng = np.random.default_rng(0)
+    per_shape, rows = [], defaultdict(list)
+    for entry in tqdm(records, desc="evaluating", unit="shape", disable=not progress):
+        arrays, meta = read_record(data / entry["file"])
+        encoded = reconstructor.encode(arrays["renders"][view])
+        result = {"id": entry["id"], "category": entry["category"]}
+        extrinsics, intrinsic = arrays["fixed_extrinsics"], arrays["fixed_intrinsics"]
+        size = arrays["fixed_depth"].shape[-1]
+        if method == "implicit":
+            uniform = int(meta["uniform_count"])
+            points = arrays["occupancy_points"][:uniform].astype(np.float64)
+            labels = np.unpackbits(
+                arrays["occupancy_labels"], count=len(arrays["occupancy_points"])
+            )[:uniform].astype(bool)
+            try:
+                mesh, _ = reconstructor.mesh(encoded, resolution)
+            except ExtractionError:
+                mesh = None
+            if mesh is None:
+                result["iou"] = 0.0
+                result.update(
+                    surface_metrics(np.zeros((0, 3)), None, arrays["surface_points"], None)
+                )
+                depths = [np.zeros((size, size), np.float32)] * 2
+            else:
+                result["iou"] = iou(_contains(mesh, points), labels)
+                pred_points, pred_normals = _mesh_surface(mesh, rng)
+                result.update(
+                    surface_metrics(
+                        pred_points,
+                        pred_normals,
+                        arrays["surface_points"],
+                        arrays["surface_normals"].astype(np.float64),
+                    )
+                )
+                depths = [
+                    _fixed_depth_of_mesh(mesh, extrinsics[v], intrinsic, size) for v in (0, 4)
+                ]
+        else:
+            import torch
+
+            from recon_core.fusion import pseudo_render
+
+            cloud = reconstructor.points(encoded)
+            result.update(pointcloud_metrics(cloud, arrays["surface_points"]))
+            rendered = pseudo_render(
+                torch.as_tensor(cloud)[None],
+                torch.zeros(1, len(cloud)),
+                torch.as_tensor(extrinsics[[0, 4]])[None],
+                intrinsic,
+                size,
+                1,
+            )
+            depths = [rendered.depth[0, k].numpy() for k in range(2)]
+        per_shape.append(result)
+        if len(rows[entry["category"]]) < sheet_per_category:
+            rgba = arrays["renders"][view].astype(np.float32) / 255.0
+            alpha = rgba[..., 3:4]
+            picture = ((rgba[..., :3] * alpha + 1 - alpha) * 255).astype(np.uint8)
+            tiles = [
+                picture,
+                depth_image(depths[0]),
+                depth_image(depths[1]),
+                depth_image(arrays["fixed_depth"][0]),
+                depth_image(arrays["fixed_depth"][4]),
+            ]
+            rows[entry["category"]].append(hstack(tiles))
+    metrics = _summarise(per_shape)
+    metrics.update(
+        model=str(model_path),
+        method=method,
+        data=str(data),
+        split=split,
+        resolution=resolution if method == "implicit" else None,
+    )
+    report.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(metrics, indent=1).encode("utf-8")
+    atomic_write_bytes(report / "metrics.json", lambda handle: handle.write(text))
+    markdown = _markdown(metrics).encode("utf-8")
+    atomic_write_bytes(report / "report.md", lambda handle: handle.write(markdown))
+    sheet = np.concatenate([row for cat in sorted(rows) for row in rows[cat]], axis=0)
+    Image.fromarray(sheet).save(report / "sheet.png")
+    return metrics
+
+
+def _summarise(per_shape: list[dict]) -> dict:
+    keys = [k for k in per_shape[0] if k not in ("id", "category")]
+    by_category = defaultdict(list)
+    for r in per_shape:
+        by_category[r["category"]].append(r)
+    categories = {
+        cat: {"shapes": len(rs), **{k: float(np.mean([r[k] for r in rs])) for k in keys}}
+        for cat, rs in sorted(by_category.items())
+    }
+    mean = {k: float(np.mean([c[k] for c in categories.values()])) for k in keys}
+    mean["shapes"] = len(per_shape)
+    return {"mean_over_categories": mean, "per_category": categories, "per_shape": per_shape}
+
+
+def _markdown(metrics: dict) -> str:
+    keys = [k for k in metrics["mean_over_categories"] if k != "shapes"]
+    lines = [
+        f"Evaluation of `{metrics['model']}` on the {metrics['split']} split of "
+        f"`{metrics['data']}`",
+        "",
+        "| category | shapes | " + " | ".join(keys) + " |",
+        "|---|---:|" + "---:|" * len(keys),
+    ]
+    for cat, values in metrics["per_category"].items():
+        lines.append(
+            f"| {cat} | {values['shapes']} | " + " | ".join(f"{values[k]:.4f}" for k in keys) + " |"
+        )
+    mean = metrics["mean_over_categories"]
+    lines.append(
+        f"| **mean** | {mean['shapes']} | " + " | ".join(f"{mean[k]:.4f}" for k in keys) + " |"
+    )
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors)")
+    parser.add_argument("--data", required=True, type=Path, help="prepared dataset")
+    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--report", required=True, type=Path, help="folder for the report")
+    parser.add_argument("--resolution", type=int, default=128, help="mesh extraction grid")
+    parser.add_argument("--limit", type=int, help="evaluate at most this many shapes")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        metrics = evaluate(
+            args.model,
+            args.data,
+            args.split,
+            args.report,
+            args.resolution,
+            args.limit,
+            args.device,
+            progress=not args.no_progress,
+        )
+    except (CheckpointError, DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(_markdown(metrics))
+    print(f"report: {args.report}/report.md, {args.report}/metrics.json, {args.report}/sheet.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
