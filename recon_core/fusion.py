@@ -12,7 +12,15 @@ from typing import NamedTuple
 import numpy as np
 import torch
 
-__all__ = ["pixel_grid", "fuse", "RenderedViews", "pseudo_render", "EMPTY_LOGIT"]
+__all__ = [
+    "pixel_grid",
+    "fuse",
+    "RenderedViews",
+    "pseudo_render",
+    "EMPTY_LOGIT",
+    "fuse_naive",
+    "pseudo_render_naive",
+]
 
 EMPTY_LOGIT = -20.0
 """Mask logit reported for pixels no point lands in (a probability of about 2e-9)."""
@@ -133,3 +141,72 @@ def pseudo_render(
     return RenderedViews(
         out_depth.view(shape), out_logit.view(shape), hit.view(shape), collision.view(shape)
     )
+
+
+# -- slow references, for tests and benchmarks ------------------------------------------------
+
+
+def fuse_naive(xyz: torch.Tensor, extrinsics: torch.Tensor) -> torch.Tensor:
+    """`fuse`, one point at a time."""
+    batch, views, _, size, _ = xyz.shape
+    out = []
+    for b in range(batch):
+        points = []
+        for n in range(views):
+            rotation, translation = extrinsics[n, :3, :3], extrinsics[n, :3, 3]
+            for row in range(size):
+                for col in range(size):
+                    x, y, depth = xyz[b, n, :, row, col]
+                    cam = torch.stack([x, y, -depth]).to(rotation.dtype)
+                    points.append(rotation.T @ (cam - translation))
+        out.append(torch.stack(points))
+    return torch.stack(out)
+
+
+def pseudo_render_naive(
+    points, mask_logit, extrinsics, intrinsic, size, upsample=5
+) -> RenderedViews:
+    """`pseudo_render` with a per-point z-buffer loop (ties to the lowest point index, then
+    the first fine pixel of a block in row-major order)."""
+    batch, count, _ = points.shape
+    views = extrinsics.shape[1]
+    intrinsic = torch.as_tensor(np.asarray(intrinsic), dtype=points.dtype)
+    fine = size * upsample
+    depth_out = torch.zeros(batch, views, size, size, dtype=points.dtype)
+    logit_out = torch.full((batch, views, size, size), EMPTY_LOGIT, dtype=mask_logit.dtype)
+    hit = torch.zeros(batch, views, size, size, dtype=torch.bool)
+    collision = torch.zeros_like(hit)
+    for b in range(batch):
+        for k in range(views):
+            rotation = extrinsics[b, k, :3, :3].to(points.dtype)
+            translation = extrinsics[b, k, :3, 3].to(points.dtype)
+            zbuffer = [[None] * fine for _ in range(fine)]  # (depth, point, depth tensor)
+            landed = [[0] * fine for _ in range(fine)]
+            for p in range(count):
+                cam = rotation @ points[b, p] + translation
+                depth = -cam[2]
+                u = float((intrinsic[0, 0] * cam[0] + intrinsic[0, 2]) * upsample)
+                v = float((-intrinsic[1, 1] * cam[1] + intrinsic[1, 2]) * upsample)
+                iu, iv = int(np.floor(u)), int(np.floor(v))
+                if not (0 <= iu < fine and 0 <= iv < fine and float(depth) > 0):
+                    continue
+                landed[iv][iu] += 1
+                best = zbuffer[iv][iu]
+                if best is None or float(depth) < best[0]:
+                    zbuffer[iv][iu] = (float(depth), p, depth)
+            for row in range(size):
+                for col in range(size):
+                    best = None
+                    for dv in range(upsample):
+                        for du in range(upsample):
+                            cell = zbuffer[row * upsample + dv][col * upsample + du]
+                            if cell is not None and (best is None or cell[0] < best[0][0]):
+                                best = (cell, row * upsample + dv, col * upsample + du)
+                    if best is None:
+                        continue
+                    (_, p, depth), fr, fc = best
+                    depth_out[b, k, row, col] = depth
+                    logit_out[b, k, row, col] = mask_logit[b, p]
+                    hit[b, k, row, col] = True
+                    collision[b, k, row, col] = landed[fr][fc] > 1
+    return RenderedViews(depth_out, logit_out, hit, collision)
