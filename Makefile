@@ -43,7 +43,7 @@ test-all: $(STAMP)
 	$(BIN)/python -m pytest -q -m "slow or not slow"
 
 lint: $(STAMP)
-	$(BIN)/ruff check recon_core training tests benchmarks build_addon.py
+	$(BIN)/ruff check recon_core training tests benchmarks blender_addon build_addon.py
 
 bench-prepare: $(STAMP)
 	$(BIN)/python benchmarks/bench_prepare.py
