@@ -72,9 +72,16 @@ def pseudo_render(
     upsample: int = 5,
 ) -> RenderedViews:
     """Project ``points`` (B, P, 3) with ``mask_logit`` (B, P) into K orthographic views
-    (``extrinsics`` (B, K, 4, 4)) through a z-buffer ``upsample`` times finer than the
-    ``size`` x ``size`` output, keep the nearest point per fine pixel (ties go to the lowest
-    point index: deterministic), then keep the nearest fine pixel per output pixel.
+    (``extrinsics`` (B, K, 4, 4)) as Lin et al.'s pseudo-renderer does: a z-buffer
+    ``upsample`` times finer than the ``size`` x ``size`` output keeps the nearest point per
+    fine pixel, and each output pixel takes the nearest of its fine pixels.
+
+    The nearest of the nearest per fine pixel is the nearest point of the whole output
+    pixel, so no fine buffer is built: one scatter-min over (depth, point index) packed into
+    an int64 finds every output pixel's winner deterministically (ties go to the lowest
+    point index), and a second pass counts the points sharing the winner's fine pixel (a
+    collision when more than one). Time and memory grow with the number of points, not with
+    upsample^2 x pixels. Gradients reach the winning points and their mask logits only.
     """
     batch, count, _ = points.shape
     views = extrinsics.shape[1]
@@ -91,50 +98,59 @@ def pseudo_render(
     intrinsic = torch.as_tensor(np.asarray(intrinsic), dtype=points.dtype, device=device)
     rotation = extrinsics[..., :3, :3].to(points.dtype)
     translation = extrinsics[..., :3, 3].to(points.dtype)
-    cam = torch.einsum("bkij,bpj->bkpi", rotation, points) + translation[:, :, None, :]
-    depth = -cam[..., 2]  # (B, K, P)
-    fine = size * upsample
+    pixels = size * size
     with torch.no_grad():
-        u = (intrinsic[0, 0] * cam[..., 0] + intrinsic[0, 2]) * upsample
-        v = (-intrinsic[1, 1] * cam[..., 1] + intrinsic[1, 2]) * upsample
-        iu, iv = torch.floor(u).long(), torch.floor(v).long()
-        valid = (iu >= 0) & (iu < fine) & (iv >= 0) & (iv < fine) & (depth > 0)
-        view_index = torch.arange(batch * views, device=device).view(batch, views, 1)
-        bins = (view_index * fine + iv) * fine + iu  # (B, K, P)
-        flat_valid = valid.reshape(-1)
-        point_ids = torch.arange(batch * views * count, device=device)[flat_valid]
-        bins = bins.reshape(-1)[flat_valid]
-        z = depth.detach().reshape(-1)[flat_valid]
-        total = batch * views * fine * fine
-        zbuffer = torch.full((total,), float("inf"), dtype=z.dtype, device=device)
-        zbuffer.scatter_reduce_(0, bins, z, reduce="amin")
-        nearest = z == zbuffer[bins]
-        sentinel = batch * views * count
-        winner = torch.full((total,), sentinel, dtype=torch.long, device=device)
-        winner.scatter_reduce_(0, bins[nearest], point_ids[nearest], reduce="amin")
-        landed = torch.bincount(bins, minlength=total)
-        # nearest fine pixel within each output pixel's upsample x upsample block
-        blocks = zbuffer.view(batch * views, size, upsample, size, upsample)
-        blocks = blocks.permute(0, 1, 3, 2, 4).reshape(batch * views, size, size, -1)
-        best, sub = blocks.min(dim=-1)
-        base = torch.arange(batch * views * size * size, device=device).view(-1, size, size)
-        row = torch.arange(size, device=device).view(1, size, 1)
-        col = torch.arange(size, device=device).view(1, 1, size)
-        fine_row = row * upsample + sub // upsample
-        fine_col = col * upsample + sub % upsample
-        view_of = base // (size * size)
-        fine_index = (view_of * fine + fine_row) * fine + fine_col
-        hit = torch.isfinite(best)
-        chosen = winner[fine_index.reshape(-1)].view(batch * views, size, size)
-        collision = (landed[fine_index.reshape(-1)] > 1).view(batch * views, size, size) & hit
-        safe = torch.where(hit, chosen, torch.zeros_like(chosen))
-    flat_depth = depth.reshape(-1)
-    out_depth = torch.where(
-        hit, flat_depth[safe], torch.zeros((), dtype=depth.dtype, device=device)
-    )
-    point_of = safe % count
-    batch_of = safe // (views * count)
-    logits = mask_logit[batch_of, point_of]
+        cam = torch.einsum("bkij,bpj->bkpi", rotation, points.detach())
+        cam += translation[:, :, None, :]
+        depth = -cam[..., 2]
+        fu = torch.floor((intrinsic[0, 0] * cam[..., 0] + intrinsic[0, 2]) * upsample)
+        fv = torch.floor((-intrinsic[1, 1] * cam[..., 1] + intrinsic[1, 2]) * upsample)
+        del cam
+        fine = size * upsample
+        valid = (fu >= 0) & (fu < fine) & (fv >= 0) & (fv < fine) & (depth > 0)
+        fu = fu.clamp(0, fine - 1).to(torch.int64)
+        fv = fv.clamp(0, fine - 1).to(torch.int64)
+        view = torch.arange(batch * views, device=device).view(batch, views, 1)
+        total = batch * views * pixels
+        coarse = torch.where(
+            valid, view * pixels + (fv // upsample) * size + fu // upsample, total
+        )  # invalid points go to a spare bin
+        sub = (fv % upsample) * upsample + fu % upsample
+        del fu, fv
+        # float32 depth bits order like the depths themselves (all positive here)
+        depth_bits = depth.to(torch.float32).view(torch.int32).to(torch.int64)
+        point_index = torch.arange(count, device=device).view(1, 1, count)
+        key = (depth_bits << 32) | point_index
+        del depth_bits
+        winner_key = torch.full(
+            (total + 1,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device
+        )
+        winner_key.scatter_reduce_(0, coarse.reshape(-1), key.reshape(-1), reduce="amin")
+        del key
+        winner_key = winner_key[:total]
+        hit = winner_key != torch.iinfo(torch.int64).max
+        winner = torch.where(hit, winner_key & 0xFFFFFFFF, 0).view(batch * views, pixels)
+        # points in the winner's fine pixel: same output pixel and same sub-pixel
+        sub_flat = sub.view(batch * views, count)
+        winner_sub = torch.cat(
+            [
+                sub_flat.gather(1, winner).reshape(-1),
+                torch.full((1,), -1, device=device, dtype=sub.dtype),
+            ]
+        )
+        same = (sub.reshape(-1) == winner_sub[coarse.reshape(-1)]).to(torch.int32)
+        landed = torch.zeros(total + 1, dtype=torch.int32, device=device)
+        landed.scatter_add_(0, coarse.reshape(-1), same)
+        collision = (landed[:total] > 1) & hit
+        batch_of = torch.arange(batch, device=device).repeat_interleave(views * pixels)
+    winner = winner.reshape(-1)
+    chosen = points[batch_of, winner]  # (B*K*S*S, 3): differentiable in the winners only
+    axis = rotation[..., 2, :].reshape(batch * views, 1, 3).expand(-1, pixels, -1)
+    offset = translation[..., 2].reshape(batch * views, 1).expand(-1, pixels)
+    win_depth = -((axis.reshape(-1, 3) * chosen).sum(-1) + offset.reshape(-1))
+    zero = torch.zeros((), dtype=points.dtype, device=device)
+    out_depth = torch.where(hit, win_depth, zero)
+    logits = mask_logit[batch_of, winner]
     out_logit = torch.where(
         hit, logits, torch.full((), EMPTY_LOGIT, dtype=logits.dtype, device=device)
     )

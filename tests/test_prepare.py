@@ -256,3 +256,22 @@ def test_unknown_category_and_missing_folder_are_clear_errors(tmp_path, capsys):
         == 2
     )
     assert "not a folder" in capsys.readouterr().err
+
+
+def test_shapenet_layout_names_categories_from_synsets_and_turns_y_up(tmp_path):
+    from training.sources.folder import folder_specs
+
+    shape = make_shape("chair", 9)
+    # ShapeNetCore v2 is Y-up with the front towards -Z: store our chair that way
+    from recon_core.geometry import axis_conversion
+
+    to_ours = axis_conversion("+y", "-z")
+    stored = shape.vertices @ to_ours  # applies the inverse rotation to row vectors
+    path = tmp_path / "03001627" / "abc123" / "models" / "model_normalized.obj"
+    _export(type(shape)(**{**shape.__dict__, "vertices": stored}), path)
+    specs = folder_specs(tmp_path, layout="shapenet")
+    assert [(s.id, s.category) for s in specs] == [("shapenet/03001627/abc123", "chair")]
+    from training.pipeline import load_shape
+
+    loaded = load_shape(specs[0])
+    np.testing.assert_allclose(loaded.vertices, shape.vertices, atol=1e-6)

@@ -1,0 +1,175 @@
+"""Training throughput and peak memory per method at its default preset, and data-loader
+throughput on its own (it must be at least 3x the model's samples/s).
+
+    python benchmarks/bench_train.py [--data DATASET] [--steps 8] [--repeats 3]
+
+Each method runs in a fresh process: the model's full training step (forward, backward,
+Adam) on a batch held in memory, timed over ``--steps`` steps after one warm-up step,
+median of ``--repeats`` rounds; peak memory is the process's maximum resident set size.
+The loader is timed alone: ``DataLoader`` with the preset's worker count, over the same
+dataset, median samples/s. Without ``--data`` a small procedural dataset at the default
+record settings is built into out/bench-data first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def _batch(dataset, size):
+    import torch
+
+    return torch.utils.data.default_collate([dataset[i % len(dataset), 0] for i in range(size)])
+
+
+def run_model(method: str, data: Path, steps: int, repeats: int) -> dict:
+    import torch
+
+    from recon_core.config import preset
+    from recon_core.data import PreparedDataset
+    from recon_core.methods import METHODS
+
+    config = preset(method)
+    impl = METHODS[method](config)
+    dataset = PreparedDataset(data, None, method, impl.sample_settings())
+    batch = _batch(dataset, config.data.batch_size)
+    torch.manual_seed(0)
+    model = impl.build_model()
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    weights = config.stages[-1].losses  # the last stage is the most expensive one
+
+    def step():
+        terms = impl.losses(model, batch, weights)
+        loss = sum(weights[k] * v for k, v in terms.items())
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+
+    step()
+    rounds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for _ in range(steps):
+            step()
+        rounds.append(config.data.batch_size * steps / (time.perf_counter() - start))
+    return {
+        "samples_per_s": statistics.median(rounds),
+        "rounds": rounds,
+        "batch": config.data.batch_size,
+        "step_s": config.data.batch_size / statistics.median(rounds),
+        "peak_mb": _peak_mb(),
+        "stage": config.stages[-1].name,
+    }
+
+
+def run_loader(method: str, data: Path, batches: int, repeats: int) -> dict:
+    import torch
+
+    from recon_core.config import preset
+    from recon_core.data import PreparedDataset
+    from recon_core.engine import StepSampler
+    from recon_core.methods import METHODS
+
+    config = preset(method)
+    impl = METHODS[method](config)
+    dataset = PreparedDataset(data, None, method, impl.sample_settings())
+    rounds = []
+    for r in range(repeats):
+        sampler = StepSampler(len(dataset), config.data.batch_size, r, 0, batches + 1)
+        loader = torch.utils.data.DataLoader(
+            dataset, batch_sampler=sampler, num_workers=config.data.workers
+        )
+        iterator = iter(loader)
+        next(iterator)  # worker start-up is not throughput
+        start = time.perf_counter()
+        count = sum(len(b["image"]) for b in iterator)
+        rounds.append(count / (time.perf_counter() - start))
+    return {
+        "samples_per_s": statistics.median(rounds),
+        "rounds": rounds,
+        "workers": config.data.workers,
+    }
+
+
+def _child(kind: str, method: str, args) -> dict:
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        kind,
+        method,
+        "--data",
+        str(args.data),
+        "--steps",
+        str(args.steps),
+        "--repeats",
+        str(args.repeats),
+    ]
+    out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+    return json.loads(out.strip().splitlines()[-1])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data", type=Path)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--methods", nargs="+", default=["pointcloud", "implicit"])
+    parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        kind, method = args.child
+        result = (
+            run_model(method, args.data, args.steps, args.repeats)
+            if kind == "model"
+            else run_loader(method, args.data, 4 * args.steps, args.repeats)
+        )
+        print(json.dumps(result))
+        return 0
+    if args.data is None:
+        args.data = ROOT / "out" / "bench-data"
+        if not (args.data / "index.json").exists():
+            from training import prepare
+
+            prepare.main(
+                ["--source", "procedural", "--count", "2", "--out", str(args.data), "--no-progress"]
+            )
+    rows = []
+    for method in args.methods:
+        model = _child("model", method, args)
+        loader = _child("loader", method, args)
+        rows.append((method, model, loader))
+    print(f"\ntraining throughput on {args.data}, default presets, median of {args.repeats} rounds")
+    print(
+        "| method | batch | stage timed | step s | model samples/s | peak MB | "
+        "loader samples/s (workers) | loader / model |"
+    )
+    print("|---|---:|---|---:|---:|---:|---:|---:|")
+    for method, model, loader in rows:
+        ratio = loader["samples_per_s"] / model["samples_per_s"]
+        print(
+            f"| {method} | {model['batch']} | {model['stage']} | {model['step_s']:.2f} | "
+            f"{model['samples_per_s']:.1f} | {model['peak_mb']:.0f} | "
+            f"{loader['samples_per_s']:.1f} ({loader['workers']}) | {ratio:.1f}x |"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
