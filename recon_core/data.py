@@ -131,6 +131,9 @@ def atomic_write_bytes(path: str | Path, write) -> None:
             write(handle)
             handle.flush()
             os.fsync(handle.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; give the usual mode
         os.replace(tmp, path)
     except BaseException:
         try:
