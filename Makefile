@@ -4,7 +4,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: venv demo test test-slow test-all lint bench-prepare train-smoke clean
+.PHONY: venv demo test test-slow test-all lint bench-prepare bench-train bench-pointcloud \
+	train-smoke addon clean
 
 venv: $(STAMP)
 
@@ -47,6 +48,15 @@ lint: $(STAMP)
 
 bench-prepare: $(STAMP)
 	$(BIN)/python benchmarks/bench_prepare.py
+
+bench-train: $(STAMP)
+	$(BIN)/python benchmarks/bench_train.py
+
+bench-pointcloud: $(STAMP)
+	$(BIN)/python benchmarks/bench_pointcloud.py
+
+addon: $(STAMP)
+	$(BIN)/python build_addon.py
 
 clean:
 	rm -rf out build dist .pytest_cache

@@ -294,7 +294,8 @@ class PreparedDataset:
         if wanted is not None:
             records = [r for r in records if r["category"] in wanted]
         self.records = records
-        self.categories = sorted({r["category"] for r in self.index["records"]})
+        present = {r["category"] for r in self.index["records"]}
+        self.categories = sorted(present if wanted is None else present & wanted)
         if method == "all":
             self.keys = tuple(dict.fromkeys(_METHOD_KEYS["pointcloud"] + _METHOD_KEYS["implicit"]))
         elif method in _METHOD_KEYS:
