@@ -100,33 +100,40 @@ def pseudo_render(
     translation = extrinsics[..., :3, 3].to(points.dtype)
     pixels = size * size
     with torch.no_grad():
-        cam = torch.einsum("bkij,bpj->bkpi", rotation, points.detach())
-        cam += translation[:, :, None, :]
-        depth = -cam[..., 2]
-        fu = torch.floor((intrinsic[0, 0] * cam[..., 0] + intrinsic[0, 2]) * upsample)
-        fv = torch.floor((-intrinsic[1, 1] * cam[..., 1] + intrinsic[1, 2]) * upsample)
-        del cam
+        # one batched product gives fine-pixel u, v and depth for every point and view
         fine = size * upsample
+        scale_u, scale_v = intrinsic[0, 0] * upsample, -intrinsic[1, 1] * upsample
+        matrix = torch.empty(batch, views, 3, 4, dtype=points.dtype, device=device)
+        matrix[:, :, 0, :3] = scale_u * rotation[:, :, 0]
+        matrix[:, :, 0, 3] = scale_u * translation[:, :, 0] + intrinsic[0, 2] * upsample
+        matrix[:, :, 1, :3] = scale_v * rotation[:, :, 1]
+        matrix[:, :, 1, 3] = scale_v * translation[:, :, 1] + intrinsic[1, 2] * upsample
+        matrix[:, :, 2, :3] = -rotation[:, :, 2]
+        matrix[:, :, 2, 3] = -translation[:, :, 2]
+        homogeneous = torch.cat([points.detach(), torch.ones_like(points[..., :1])], dim=-1)
+        projected = torch.bmm(matrix.view(batch, views * 3, 4), homogeneous.transpose(1, 2))
+        projected = projected.view(batch, views, 3, count)
+        fu, fv, depth = projected[:, :, 0].floor_(), projected[:, :, 1].floor_(), projected[:, :, 2]
         valid = (fu >= 0) & (fu < fine) & (fv >= 0) & (fv < fine) & (depth > 0)
-        fu = fu.clamp(0, fine - 1).to(torch.int64)
-        fv = fv.clamp(0, fine - 1).to(torch.int64)
-        view = torch.arange(batch * views, device=device).view(batch, views, 1)
-        total = batch * views * pixels
-        coarse = torch.where(
-            valid, view * pixels + (fv // upsample) * size + fu // upsample, total
-        )  # invalid points go to a spare bin
-        sub = (fv % upsample) * upsample + fu % upsample
+        fu = fu.clamp_(0, fine - 1).to(torch.int32)
+        fv = fv.clamp_(0, fine - 1).to(torch.int32)
+        cu = torch.div(fu, upsample, rounding_mode="floor")
+        cv = torch.div(fv, upsample, rounding_mode="floor")
+        sub = (fv - cv * upsample) * upsample + (fu - cu * upsample)
         del fu, fv
+        view = torch.arange(batch * views, device=device, dtype=torch.int32).view(batch, views, 1)
+        total = batch * views * pixels
+        coarse = torch.where(valid, view * pixels + cv * size + cu, total).to(torch.int64)
+        del cu, cv, valid  # invalid points went to the spare bin ``total``
         # float32 depth bits order like the depths themselves (all positive here)
-        depth_bits = depth.to(torch.float32).view(torch.int32).to(torch.int64)
-        point_index = torch.arange(count, device=device).view(1, 1, count)
-        key = (depth_bits << 32) | point_index
-        del depth_bits
+        key = depth.to(torch.float32).view(torch.int32).to(torch.int64)
+        key <<= 32
+        key |= torch.arange(count, device=device).view(1, 1, count)
         winner_key = torch.full(
             (total + 1,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device
         )
         winner_key.scatter_reduce_(0, coarse.reshape(-1), key.reshape(-1), reduce="amin")
-        del key
+        del key, projected, depth
         winner_key = winner_key[:total]
         hit = winner_key != torch.iinfo(torch.int64).max
         winner = torch.where(hit, winner_key & 0xFFFFFFFF, 0).view(batch * views, pixels)
