@@ -98,6 +98,8 @@ class DataConfig:
     """Implicit method: occupancy samples per shape per step."""
     categories: tuple[str, ...] = ()
     """Train on these categories only (empty: all in the dataset)."""
+    splits: tuple[str, ...] = ("train",)
+    """Dataset splits to train on (overfitting checks train on all three)."""
 
 
 @dataclass

@@ -273,7 +273,7 @@ class PreparedDataset:
     def __init__(
         self,
         root: str | Path,
-        split: str | None = "train",
+        split: str | Iterable[str] | None = "train",
         method: Method = "all",
         settings: SampleSettings | None = None,
         seed: int = 0,
@@ -287,9 +287,10 @@ class PreparedDataset:
         self.epoch = 0
         records = self.index["records"]
         if split is not None:
-            if split not in SPLITS:
+            wanted_splits = {split} if isinstance(split, str) else set(split)
+            if not wanted_splits <= set(SPLITS):
                 raise DatasetError(f"split must be one of {SPLITS}, got {split!r}")
-            records = [r for r in records if r["split"] == split]
+            records = [r for r in records if r["split"] in wanted_splits]
         wanted = set(categories) if categories is not None else None
         if wanted is not None:
             records = [r for r in records if r["category"] in wanted]

@@ -192,7 +192,7 @@ class Trainer:
         categories = list(config.data.categories) or None
         self.train_set = PreparedDataset(
             self.data_root,
-            "train",
+            list(config.data.splits),
             config.method,
             self.method.sample_settings(),
             config.seed,

@@ -1,9 +1,13 @@
 """Mesh extraction from an occupancy function: coarse-to-fine evaluation + marching cubes.
 
 The field is evaluated on the vertices of a grid over the padded box. Starting coarse, only
-cells whose corners straddle the iso level (and their neighbours) are refined, as in IM-NET's
-``z2voxel`` and Occupancy Networks' MISE; elsewhere the finer grid takes the trilinear
-upsampling of the coarser one, whose sign is already right there. Marching cubes
+cells whose corners straddle the iso level or come within a band of it (and their
+neighbours) are refined, as in IM-NET's ``z2voxel`` and Occupancy Networks' MISE; elsewhere
+the finer grid takes the trilinear upsampling of the coarser one, whose sign is already
+right there. The coarsest grid is 64^3 by default: a trained decoder's thin parts (chair
+spindles) fall between the vertices of a 32^3 grid with no sign change or small logit
+there, and were lost (measured: 964 voxels of the 128^3 grid with the wrong sign when
+starting at 32, none from 64 with the band). Marching cubes
 (scikit-image) then runs on the grid padded with an outside layer, so the mesh is closed.
 """
 
@@ -48,11 +52,15 @@ class ExtractionStats(NamedTuple):
     resolution: int
 
 
+BAND = 4.0
+"""Default refinement band in logits around the iso level (a probability between about
+0.02 and 0.98 at iso 0.5)."""
+
 Field = Callable[[torch.Tensor], torch.Tensor]
 """points (N, 3) -> occupancy logits (N,)."""
 
 
-def coarse_resolution(resolution: int, start: int = 32) -> int:
+def coarse_resolution(resolution: int, start: int = 64) -> int:
     """The coarsest grid from which doubling reaches ``resolution``: the smallest
     ``resolution / 2^k`` that is an integer and at least ``start`` (``resolution`` itself
     when it is odd or already coarse)."""
@@ -79,11 +87,15 @@ def evaluate_grid(
     field: Field,
     resolution: int,
     iso_logit: float = 0.0,
-    start: int = 32,
+    start: int = 64,
     batch: int = 65536,
     device="cpu",
+    band: float = BAND,
 ) -> tuple[torch.Tensor, ExtractionStats]:
-    """Logits on the (R+1)^3 vertex grid of the padded box, coarse to fine."""
+    """Logits on the (R+1)^3 vertex grid of the padded box, coarse to fine. A cell is
+    refined when its corners straddle the iso level or any corner lies within ``band``
+    logits of it (parts thinner than a coarse cell have no sign change there yet), and so
+    are its neighbours."""
     if not 16 <= resolution <= 512:
         raise ExtractionError(f"resolution must be between 16 and 512, got {resolution}")
     res = coarse_resolution(resolution, start)
@@ -94,7 +106,8 @@ def evaluate_grid(
         inside = (values > iso_logit).float()[None, None]
         any_in = F.max_pool3d(inside, 2, 1)
         all_in = -F.max_pool3d(-inside, 2, 1)
-        active = (any_in > all_in).float()  # (1, 1, res, res, res) cells with a sign change
+        near = (-F.max_pool3d(-(values - iso_logit).abs()[None, None], 2, 1) < band).float()
+        active = torch.maximum((any_in > all_in).float(), near)  # (1, 1, res, res, res)
         active = F.max_pool3d(active, 3, 1, 1)  # and their neighbours
         fine = 2 * res
         values = F.interpolate(
@@ -147,13 +160,15 @@ def extract_mesh(
     field: Field,
     resolution: int = 128,
     iso: float = 0.5,
-    start: int = 32,
+    start: int = 64,
     batch: int = 65536,
     device="cpu",
+    band: float = BAND,
 ) -> tuple[Mesh, ExtractionStats]:
-    """Mesh of the region where the occupancy probability exceeds ``iso``."""
+    """Mesh of the region where the occupancy probability exceeds ``iso`` (see
+    `evaluate_grid` for ``start`` and ``band``)."""
     if not 0.0 < iso < 1.0 or not math.isfinite(iso):
         raise ExtractionError(f"iso level must be strictly between 0 and 1, got {iso}")
     iso_logit = math.log(iso / (1.0 - iso))
-    values, stats = evaluate_grid(field, resolution, iso_logit, start, batch, device)
+    values, stats = evaluate_grid(field, resolution, iso_logit, start, batch, device, band)
     return marching_cubes(values.cpu().numpy(), iso_logit), stats

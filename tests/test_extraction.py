@@ -47,7 +47,10 @@ def _check_closed(mesh):
 
 @pytest.mark.parametrize("field", [sphere, torus, thin_plate])
 def test_coarse_to_fine_equals_dense_at_128(field):
-    mesh, stats = extract_mesh(field, 128)
+    # these fields are distances times 40 (logits change slowly): a band of 0.5 logits is
+    # about one fine cell; the default band is sized for trained decoders (tests/
+    # test_overfit.py checks the default against dense evaluation on one)
+    mesh, stats = extract_mesh(field, 128, band=0.5)
     dense_values, dense_stats = evaluate_grid(field, 128, start=128)
     dense = marching_cubes(dense_values.numpy())
     assert stats.points_evaluated < 0.3 * dense_stats.points_evaluated
@@ -66,9 +69,9 @@ def test_meshes_are_closed_with_outward_normals_and_right_volume():
 
 
 def test_resolution_range_and_coarse_start():
-    assert coarse_resolution(256) == 32 and coarse_resolution(100) == 50
-    assert coarse_resolution(33) == 33
-    mesh, stats = extract_mesh(sphere, 100)  # not a power of two: 50 -> 100
+    assert coarse_resolution(256) == 64 and coarse_resolution(200) == 100
+    assert coarse_resolution(256, start=32) == 32 and coarse_resolution(33) == 33
+    mesh, stats = extract_mesh(sphere, 100, start=25)  # not a power of two: 25 -> 50 -> 100
     assert stats.resolution == 100
     with pytest.raises(ExtractionError, match="between 16 and 512"):
         extract_mesh(sphere, 8)

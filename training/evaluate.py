@@ -93,7 +93,7 @@ def evaluate(
     reconstructor = Reconstructor(model_path, device)
     method = reconstructor.config.method
     index = read_index(data)
-    records = [r for r in index["records"] if r["split"] == split]
+    records = [r for r in index["records"] if split == "all" or r["split"] == split]
     if limit:
         records = records[:limit]
     if not records:
@@ -225,7 +225,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     )
     parser.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors)")
     parser.add_argument("--data", required=True, type=Path, help="prepared dataset")
-    parser.add_argument("--split", default="test", choices=SPLITS)
+    parser.add_argument("--split", default="test", choices=[*SPLITS, "all"])
     parser.add_argument("--report", required=True, type=Path, help="folder for the report")
     parser.add_argument("--resolution", type=int, default=128, help="mesh extraction grid")
     parser.add_argument("--limit", type=int, help="evaluate at most this many shapes")
