@@ -13,28 +13,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def _median(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+from timing import median_seconds, peak_mb  # noqa: E402
 
 
 def _per_point_macs(decoder) -> int:
@@ -64,20 +51,20 @@ def child(case: str, args) -> dict:
         if case == "encoder":
             image = torch.rand(1, 4, size, size)
             with torch.no_grad():
-                seconds = _median(lambda: model.encode(image), args.repeats)
-            return {"seconds": seconds, "peak_mb": _peak_mb()}
+                seconds = median_seconds(lambda: model.encode(image), args.repeats)
+            return {"seconds": seconds, "peak_mb": peak_mb()}
         if case == "decoder":
             z = torch.randn(1, config.model.latent_dim)
             points = torch.rand(1, 65536, 3) - 0.5
             with torch.no_grad():
-                seconds = _median(lambda: model.decode(z, points), args.repeats)
+                seconds = median_seconds(lambda: model.decode(z, points), args.repeats)
             per_point = 2 * _per_point_macs(model.decoder)  # FLOP per point
             rate = 65536 / seconds
             return {
                 "seconds": seconds,
                 "points_per_s": rate,
                 "gflops": rate * per_point / 1e9,
-                "peak_mb": _peak_mb(),
+                "peak_mb": peak_mb(),
             }
         model.train()
         batch = config.data.batch_size
@@ -94,7 +81,7 @@ def child(case: str, args) -> dict:
             loss.backward()
             optimizer.step()
 
-        return {"seconds": _median(step, args.repeats), "batch": batch, "peak_mb": _peak_mb()}
+        return {"seconds": median_seconds(step, args.repeats), "batch": batch, "peak_mb": peak_mb()}
     # extraction cases: "extract-R-coarse", "extract-R-dense"
     from recon_core.data import read_index, read_record
     from recon_core.extraction import evaluate_grid, marching_cubes
@@ -116,7 +103,7 @@ def child(case: str, args) -> dict:
         mesh = marching_cubes(values.numpy())
         holder.update(stats=stats, mc=time.perf_counter() - tick, faces=len(mesh.faces))
 
-    seconds = _median(run, args.repeats)
+    seconds = median_seconds(run, args.repeats)
     stats = holder["stats"]
     return {
         "seconds": seconds,
@@ -124,7 +111,7 @@ def child(case: str, args) -> dict:
         "dense": stats.dense_points,
         "mc_seconds": holder["mc"],
         "faces": holder["faces"],
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
     }
 
 

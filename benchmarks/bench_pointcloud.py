@@ -14,18 +14,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import statistics
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from timing import median_seconds, peak_mb  # noqa: E402
 
 
 def _inputs(batch: int, views: int = 5, size: int = 128, seed: int = 0):
@@ -56,16 +52,6 @@ def _inputs(batch: int, views: int = 5, size: int = 128, seed: int = 0):
     return xyz, logits, novel, extrinsics, fixed[0].intrinsic
 
 
-def _time(fn, repeats: int) -> float:
-    fn()
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
-
-
 def child(case: str, batch: int, repeats: int) -> dict:
     import torch
 
@@ -86,10 +72,10 @@ def child(case: str, batch: int, repeats: int) -> dict:
 
         if case == "render_forward":
             with torch.no_grad():
-                seconds = _time(run, repeats)
+                seconds = median_seconds(run, repeats)
         else:
-            seconds = _time(run, repeats)
-        return {"seconds": seconds, "peak_mb": _peak_mb()}
+            seconds = median_seconds(run, repeats)
+        return {"seconds": seconds, "peak_mb": peak_mb()}
     if case in ("generator_forward", "generator_backward", "train_step"):
         config = preset("pointcloud")
         method = METHODS["pointcloud"](config)
@@ -97,14 +83,17 @@ def child(case: str, batch: int, repeats: int) -> dict:
         image = torch.rand(batch, 4, 64, 64)
         if case == "generator_forward":
             with torch.no_grad():
-                return {"seconds": _time(lambda: model(image), repeats), "peak_mb": _peak_mb()}
+                return {
+                    "seconds": median_seconds(lambda: model(image), repeats),
+                    "peak_mb": peak_mb(),
+                }
         if case == "generator_backward":
 
             def run():
                 xyz, logit = model(image)
                 (xyz.sum() + logit.sum()).backward()
 
-            return {"seconds": _time(run, repeats), "peak_mb": _peak_mb()}
+            return {"seconds": median_seconds(run, repeats), "peak_mb": peak_mb()}
         xyz, _, novel, _, _ = _inputs(batch)
         batch_data = {
             "image": image,
@@ -124,16 +113,16 @@ def child(case: str, batch: int, repeats: int) -> dict:
             loss.backward()
             optimizer.step()
 
-        return {"seconds": _time(step, repeats), "peak_mb": _peak_mb()}
+        return {"seconds": median_seconds(step, repeats), "peak_mb": peak_mb()}
     if case in ("naive_small", "fast_small"):
         xyz, logits, novel, extrinsics, intrinsic = _inputs(1, views=1, size=16)
         points = fuse(xyz, extrinsics)[:, :512].double()
         mask = logits[:, :512].double()
         fn = pseudo_render_naive if case == "naive_small" else pseudo_render
-        seconds = _time(
+        seconds = median_seconds(
             lambda: fn(points, mask, novel.double(), intrinsic, 16, 5), max(1, repeats // 2)
         )
-        return {"seconds": seconds, "points": 512, "peak_mb": _peak_mb()}
+        return {"seconds": seconds, "points": 512, "peak_mb": peak_mb()}
     raise SystemExit(f"unknown case {case}")
 
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
 import statistics
 import subprocess
 import sys
@@ -24,10 +23,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from timing import peak_mb  # noqa: E402
 
 
 def _batch(dataset, size):
@@ -71,7 +69,7 @@ def run_model(method: str, data: Path, steps: int, repeats: int) -> dict:
         "rounds": rounds,
         "batch": config.data.batch_size,
         "step_s": config.data.batch_size / statistics.median(rounds),
-        "peak_mb": _peak_mb(),
+        "peak_mb": peak_mb(),
         "stage": config.stages[-1].name,
     }
 

@@ -47,6 +47,7 @@ from typing import Any, Literal
 import numpy as np
 
 from recon_core.geometry import PADDED_HALF_EXTENT
+from recon_core.imaging import network_input
 
 __all__ = [
     "FORMAT_VERSION",
@@ -310,13 +311,6 @@ class PreparedDataset:
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
-    def _resize(self, images: np.ndarray, size: int) -> np.ndarray:
-        import torch
-        import torch.nn.functional as F
-
-        tensor = torch.from_numpy(images).permute(0, 3, 1, 2).float()
-        return F.interpolate(tensor, size=(size, size), mode="area").permute(0, 2, 3, 1).numpy()
-
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """``dataset[i]`` draws with the current epoch; ``dataset[i, draw]`` with an explicit
         draw number instead (the training engine passes its step, so that every sample is a
@@ -334,12 +328,10 @@ class PreparedDataset:
         }
         renders = arrays["renders"]
         chosen = rng.choice(len(renders), size=s.input_views, replace=len(renders) < s.input_views)
-        images = renders[chosen].astype(np.float32) / 255.0
         intrinsics = arrays["render_intrinsics"][chosen].copy()
-        if s.image_size is not None and s.image_size != images.shape[1]:
-            intrinsics[:, :2] *= s.image_size / images.shape[1]
-            images = self._resize(images, s.image_size)
-        image = torch.from_numpy(np.ascontiguousarray(images.transpose(0, 3, 1, 2)))
+        if s.image_size is not None and s.image_size != renders.shape[1]:
+            intrinsics[:, :2] *= s.image_size / renders.shape[1]
+        image = network_input(renders[chosen], s.image_size)
         out["image"] = image[0] if s.input_views == 1 else image
         ext = torch.from_numpy(arrays["render_extrinsics"][chosen])
         intr = torch.from_numpy(intrinsics)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["OBJECT_FILL", "square_crop_box", "crop_resize", "crop_intrinsics"]
+__all__ = ["OBJECT_FILL", "square_crop_box", "crop_resize", "crop_intrinsics", "network_input"]
 
 OBJECT_FILL = 0.8
 """Fraction of the framed image's side taken by the object's longer bounding-box side."""
@@ -74,3 +74,18 @@ def crop_intrinsics(
     out[0, 2] = (intrinsic[0, 2] - x0) * scale
     out[1, 2] = (intrinsic[1, 2] - y0) * scale
     return out
+
+
+def network_input(images: np.ndarray, size: int | None = None):
+    """Framed RGBA images (N, H, W, 4), uint8 or float in [0, 1] -> torch float tensor
+    (N, 4, size, size), resized with an area filter. The data loader and inference both
+    use it, so a network sees training and user pictures resampled the same way."""
+    import torch
+    import torch.nn.functional as F
+
+    tensor = torch.as_tensor(np.asarray(images))
+    tensor = tensor.float() / 255.0 if tensor.dtype == torch.uint8 else tensor.float()
+    tensor = tensor.permute(0, 3, 1, 2)
+    if size is not None and tensor.shape[-1] != size:
+        tensor = F.interpolate(tensor, size=(size, size), mode="area")
+    return tensor.contiguous()

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 from recon_core.checkpoint import load_checkpoint
 from recon_core.engine import select_device
 from recon_core.extraction import ExtractionStats, Mesh, extract_mesh
 from recon_core.fusion import fuse
+from recon_core.imaging import network_input
 from recon_core.methods import METHODS
 
 __all__ = ["Reconstructor", "Encoded", "image_tensor"]
@@ -21,14 +21,8 @@ __all__ = ["Reconstructor", "Encoded", "image_tensor"]
 
 def image_tensor(rgba: np.ndarray, size: int) -> torch.Tensor:
     """Framed RGBA image (H, W, 4), uint8 or float in [0, 1] -> (1, 4, size, size) float,
-    resized with an area filter as the training data loader does."""
-    image = torch.as_tensor(np.asarray(rgba))
-    if image.dtype == torch.uint8:
-        image = image.float() / 255.0
-    image = image.float().permute(2, 0, 1)[None]
-    if image.shape[-1] != size:
-        image = F.interpolate(image, size=(size, size), mode="area")
-    return image
+    resized as the training data loader does."""
+    return network_input(np.asarray(rgba)[None], size)
 
 
 @dataclass
