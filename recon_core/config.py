@@ -73,9 +73,9 @@ class ImplicitModelConfig:
     """Channels of the first ResNet stage (doubled at each of the four stages)."""
     decoder: Literal["imnet", "residual"] = "residual"
     """IM-NET's MLP (z and xyz re-concatenated at every layer) or a residual MLP."""
-    decoder_hidden: tuple[int, ...] = (256,)
+    decoder_hidden: tuple[int, ...] = (128,)
     """IM-NET: layer widths (e.g. 1024, 512, 256, 128); residual: one width."""
-    decoder_blocks: int = 4
+    decoder_blocks: int = 3
     """Residual decoder: number of residual blocks."""
     conditioning: Literal["concat", "film"] = "film"
     """Residual decoder: how z conditions the blocks."""
@@ -375,12 +375,49 @@ def _implicit_smoke() -> TrainConfig:
     return config
 
 
+def _implicit_bundled() -> TrainConfig:
+    """The model shipped with the add-on: the default networks, trained for what a 2-core
+    CPU does in about two hours beside the point-cloud model (longer on a GPU: raise
+    ``stages.0.steps``)."""
+    config = _implicit()
+    config.data = DataConfig(batch_size=16, workers=1, occupancy_points=2048)
+    config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
+    config.stages = [StageConfig("occupancy", 6500, {"occupancy": 1.0})]
+    config.preview_every, config.checkpoint_every = 0, 250
+    return config
+
+
+def _pointcloud_bundled() -> TrainConfig:
+    """The point-cloud model shipped with the add-on: the paper's layout at reduced widths
+    (the paper's fully connected layers alone would exceed the 25 MB bundle budget in fp16
+    and its step is too slow for a CPU), 64x64 input, 8 fixed views at 128x128."""
+    config = _pointcloud()
+    config.model = PointCloudModelConfig(
+        encoder_channels=(32, 64, 96, 128),
+        encoder_fc=(1024, 256),
+        decoder_fc=(1024, 4096),
+        decoder_channels=(128, 96, 64, 48, 32),
+    )
+    config.data = DataConfig(batch_size=8, workers=1, novel_views=3)
+    config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
+    config.stages = [
+        StageConfig("fixed views", 2500, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
+        StageConfig(
+            "novel views", 4000, {"novel_depth": 1.0, "novel_mask": 1.0}, lr_scale=0.5
+        ),
+    ]
+    config.preview_every, config.checkpoint_every = 0, 250
+    return config
+
+
 PRESETS = {
     "pointcloud": _pointcloud,
     "pointcloud-smoke": _pointcloud_smoke,
     "implicit": _implicit,
     "implicit-imnet": _implicit_imnet,
     "implicit-smoke": _implicit_smoke,
+    "implicit-bundled": _implicit_bundled,
+    "pointcloud-bundled": _pointcloud_bundled,
 }
 """Named configurations: the method's default, a small one for smoke tests and CPU checks,
 and variants."""

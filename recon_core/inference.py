@@ -68,6 +68,9 @@ class Reconstructor:
         if encoded.method != "implicit":
             raise ValueError("an occupancy field needs the implicit method")
         latent = encoded.latent
+        decoder = self.model.decoder
+        if hasattr(decoder, "specialize"):  # conditioning folded into the weights
+            return decoder.specialize(latent)
 
         def logits(points: torch.Tensor) -> torch.Tensor:
             return self.model.decode(latent, points[None].to(self.device))[0]

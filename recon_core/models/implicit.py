@@ -80,7 +80,13 @@ class IMNetDecoder(nn.Module):
 
 class ResidualDecoder(nn.Module):
     """A lean residual MLP: the point lifted to ``hidden`` channels, then residual blocks
-    conditioned on z by FiLM (per-block scale and shift) or by concatenation.
+    ``h + fc2(relu(m(fc1(relu(h)))))`` where ``m`` conditions on z by FiLM (a per-block
+    scale and shift) or by concatenation (a per-block shift, which is what concatenating z
+    to the input of ``fc1`` amounts to).
+
+    The conditioning acts on ``fc1``'s output, before any non-linearity, so for one fixed z
+    it folds into ``fc1``'s weights: `specialize` returns a field over points alone whose
+    per-point cost is the plain MLP's, which is what mesh extraction evaluates.
 
     (z (B, Z), points (B, P, 3)) -> occupancy logits (B, P)."""
 
@@ -88,6 +94,8 @@ class ResidualDecoder(nn.Module):
         self, latent_dim: int = 256, hidden: int = 256, blocks: int = 4, conditioning: str = "film"
     ):
         super().__init__()
+        if conditioning not in ("film", "concat"):
+            raise ValueError(f"conditioning must be film or concat, got {conditioning!r}")
         self.conditioning = conditioning
         self.lift = nn.Linear(3, hidden)
         self.cond = nn.ModuleList(
@@ -101,17 +109,45 @@ class ResidualDecoder(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
+    def _modulation(self, cond: nn.Module, z: torch.Tensor):
+        c = cond(z)
+        if self.conditioning == "film":
+            scale, shift = c.chunk(2, dim=-1)
+            return 1.0 + scale, shift
+        return torch.ones_like(c), c
+
     def forward(self, z: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         h = self.lift(points)
         for cond, fc1, fc2 in zip(self.cond, self.fc1, self.fc2, strict=True):
-            c = cond(z)[:, None, :]
-            if self.conditioning == "film":
-                scale, shift = c.chunk(2, dim=-1)
-                x = h * (1.0 + scale) + shift
-            else:
-                x = h + c
-            h = h + fc2(F.relu(fc1(F.relu(x))))
+            scale, shift = self._modulation(cond, z)
+            a = fc1(F.relu(h)) * scale[:, None, :] + shift[:, None, :]
+            h = h + fc2(F.relu(a))
         return self.out(F.relu(h)).squeeze(-1)
+
+    @torch.no_grad()
+    def specialize(self, z: torch.Tensor):
+        """The field of one code z (Z,) or (1, Z): points (N, 3) -> logits (N,), with the
+        conditioning folded into the weights (same values as ``forward``, up to rounding)."""
+        z = z.reshape(1, -1)
+        layers = []
+        for cond, fc1, fc2 in zip(self.cond, self.fc1, self.fc2, strict=True):
+            scale, shift = self._modulation(cond, z)
+            scale, shift = scale[0], shift[0]
+            w1 = (fc1.weight * scale[:, None]).t().contiguous()
+            b1 = fc1.bias * scale + shift
+            layers.append((w1, b1, fc2.weight.t().contiguous(), fc2.bias))
+        lift_w, lift_b = self.lift.weight.t().contiguous(), self.lift.bias
+        out_w, out_b = self.out.weight.t().contiguous(), self.out.bias
+
+        def field(points: torch.Tensor) -> torch.Tensor:
+            with torch.no_grad():
+                h = torch.addmm(lift_b, points, lift_w)
+                for w1, b1, w2, b2 in layers:
+                    a = torch.addmm(b1, F.relu(h), w1).relu_()
+                    h = torch.addmm(h, a, w2).add_(b2)
+                return torch.addmm(out_b, h.relu_(), out_w).squeeze(-1)
+
+        return field
 
 
 class ImplicitNetwork(nn.Module):
