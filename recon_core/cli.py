@@ -1,7 +1,9 @@
 """The ``recon3d`` command.
 
-recon3d prepare ...   build a prepared dataset (same options as python -m training.prepare)
-recon3d preview ...   preview sheet of a prepared dataset (python -m training.preview)
+recon3d reconstruct IMAGE...   meshes, point clouds and previews from pictures
+recon3d models                 bundled and user models with their test metrics
+recon3d prepare ...            build a prepared dataset (python -m training.prepare)
+recon3d preview ...            preview sheet of a prepared dataset (python -m training.preview)
 """
 
 from __future__ import annotations
@@ -19,70 +21,180 @@ _DELEGATES = {
 }
 
 
-def reconstruct(argv: list[str]) -> int:
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _reconstruct_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="recon3d reconstruct", description="Reconstruct objects from pictures."
+        prog="recon3d reconstruct",
+        description="Reconstruct objects from pictures: one object per picture, on a "
+        "transparent (alpha) or plain background.",
     )
-    parser.add_argument("images", nargs="+", type=Path, help="pictures with an alpha mask")
-    parser.add_argument("--model", required=True, type=Path, help="checkpoint (.safetensors)")
+    parser.add_argument("images", nargs="+", type=Path, help="pictures (PNG, JPEG, ...)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="bundled or user model name, or a .safetensors path "
+        "(default: the bundled implicit model; see `recon3d models`)",
+    )
     parser.add_argument("--output", choices=("mesh", "points", "both"), default="both")
-    parser.add_argument("--resolution", type=int, default=128)
-    parser.add_argument("--iso", type=float, default=0.5)
-    parser.add_argument("--format", choices=("obj", "ply"), default="obj")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--output-dir", type=Path, default=Path("."))
-    args = parser.parse_args(argv)
+    parser.add_argument("--resolution", type=int, default=128, help="mesh grid, 16-512")
+    parser.add_argument("--iso", type=float, default=0.5, help="occupancy level, 0-1")
+    parser.add_argument("--points", type=int, default=None, help="point count (default all)")
+    parser.add_argument(
+        "--format",
+        choices=("glb", "obj", "ply"),
+        default="glb",
+        help="mesh format (point clouds: ply, or glb with --format glb)",
+    )
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
+    parser.add_argument("--output-dir", type=Path, default=Path("out"))
+    parser.add_argument(
+        "--mask",
+        type=Path,
+        action="append",
+        default=None,
+        help="mask file (white = object); once per picture, in order",
+    )
+    parser.add_argument(
+        "--save-mask", action="store_true", help="also write NAME_mask.png: the mask that was used"
+    )
+    parser.add_argument("--no-preview", action="store_true", help="skip the preview PNG")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser
+
+
+def reconstruct(argv: list[str]) -> int:
+    args = _reconstruct_parser().parse_args(argv)
+    if args.mask is not None and len(args.mask) != len(args.images):
+        print(
+            f"error: {len(args.mask)} --mask files for {len(args.images)} pictures; give "
+            "one per picture",
+            file=sys.stderr,
+        )
+        return 2
     import numpy as np
-    from PIL import Image, UnidentifiedImageError
+    from PIL import Image
+    from tqdm import tqdm
 
     from recon_core.checkpoint import CheckpointError
+    from recon_core.data import atomic_write_bytes
     from recon_core.extraction import ExtractionError
-    from recon_core.imaging import crop_resize, square_crop_box
     from recon_core.inference import Reconstructor
-    from recon_core.meshio import write_obj, write_ply
+    from recon_core.meshio import write_result
+    from recon_core.picture import PictureError, read_picture, save_mask
+    from recon_core.preview import preview_sheet, sample_mesh
 
+    if not 16 <= args.resolution <= 512:
+        print(
+            f"error: --resolution must be between 16 and 512, got {args.resolution}",
+            file=sys.stderr,
+        )
+        return 2
+    if not 0.0 < args.iso < 1.0:
+        print(f"error: --iso must be strictly between 0 and 1, got {args.iso}", file=sys.stderr)
+        return 2
     try:
-        reconstructor = Reconstructor(args.model, args.device)
-    except CheckpointError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        model = Reconstructor(args.model, args.device)
+    except (CheckpointError, ValueError, OSError) as exc:
+        print(f"error: {_first_line(exc)}", file=sys.stderr)
         return 2
     failures = 0
-    for path in args.images:
+    bar = tqdm(
+        args.images,
+        unit="image",
+        disable=args.no_progress or len(args.images) < 2,
+        file=sys.stderr,
+        dynamic_ncols=True,
+    )
+    for k, path in enumerate(bar):
         try:
-            with Image.open(path) as image:
-                if "A" not in image.getbands():
-                    raise ValueError(
-                        f"{path}: no alpha channel; the object mask comes from "
-                        "alpha (give a picture with a transparent background)"
-                    )
-                rgba = np.asarray(image.convert("RGBA"))
-            mask = rgba[..., 3] > 127
-            if not mask.any():
-                raise ValueError(f"{path}: the alpha mask is empty (no object in the image)")
-            framed = crop_resize(rgba, square_crop_box(mask), reconstructor.input_size)
-            encoded = reconstructor.encode(framed)
+            picture = read_picture(path, args.mask[k] if args.mask else None)
+            encoded = model.encode_picture(picture)
+            # A point-cloud model meshes its cloud; an implicit model samples its mesh.
+            want_mesh, want_points = args.output in ("mesh", "both"), args.output != "mesh"
             stem = args.output_dir / path.stem
-            written = []
-            if encoded.method == "implicit" and args.output in ("mesh", "both"):
-                mesh, _ = reconstructor.mesh(encoded, args.resolution, args.iso)
-                target = stem.with_suffix(f".{args.format}")
-                write = write_obj if args.format == "obj" else write_ply
-                written.append(write(target, mesh.vertices, mesh.faces))
-            if encoded.method == "pointcloud" and args.output in ("points", "both"):
-                points = reconstructor.points(encoded)
-                written.append(write_ply(f"{stem}_points.ply", points))
-            if not written:
-                raise ValueError(
-                    f"{args.model}: a {encoded.method} model gives no {args.output} output"
+            files = []  # everything is computed before anything is written
+            mesh = None
+            if want_mesh or (want_points and encoded.method == "implicit"):
+                mesh = model.coloured_mesh(encoded, args.resolution, args.iso)
+            if want_mesh:
+                files.append(
+                    (stem.with_suffix(f".{args.format}"), (mesh.vertices, mesh.faces, mesh.colours))
                 )
-            print(f"{path}: " + ", ".join(str(w) for w in written))
-        except (OSError, UnidentifiedImageError, ValueError, ExtractionError) as exc:
+            if want_points:
+                if encoded.method == "pointcloud":
+                    cloud = model.coloured_points(encoded, args.points)
+                    points, colours = cloud.points, cloud.colours
+                else:
+                    count = args.points or 20000
+                    points, _, colours = sample_mesh(mesh.vertices, mesh.faces, mesh.colours, count)
+                suffix = "glb" if args.format == "glb" else "ply"
+                files.append(
+                    (stem.parent / f"{stem.name}_points.{suffix}", (points, None, colours))
+                )
+            sheet = None
+            if not args.no_preview:
+                rgb = np.where(picture.mask[..., None], picture.rgb, 255).astype(np.uint8)
+                if mesh is not None:
+                    shown = sample_mesh(mesh.vertices, mesh.faces, mesh.colours, 200_000)
+                    sheet = preview_sheet(rgb, shown[0], shown[2], shown[1])
+                else:
+                    sheet = preview_sheet(rgb, points, colours)
+            args.output_dir.mkdir(parents=True, exist_ok=True)
+            written = [write_result(target, *arrays) for target, arrays in files]
+            if sheet is not None:
+                target = stem.parent / f"{stem.name}_preview.png"
+                image = Image.fromarray(sheet)
+                atomic_write_bytes(target, lambda handle, im=image: im.save(handle, format="PNG"))
+                written.append(target)
+            if args.save_mask:
+                written.append(save_mask(picture.mask, stem.parent / f"{stem.name}_mask.png"))
+            bar.write(f"{path}: " + ", ".join(str(w) for w in written), file=sys.stdout)
+        except (PictureError, ExtractionError, CheckpointError, ValueError, OSError) as exc:
             failures += 1
-            message = (str(exc).splitlines() or [type(exc).__name__])[0]
+            message = _first_line(exc)
             if str(path) not in message:
                 message = f"{path}: {message}"
-            print(f"error: {message}", file=sys.stderr)
+            bar.write(f"error: {message}", file=sys.stderr)
+    bar.close()
     return 1 if failures else 0
+
+
+def models(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        prog="recon3d models",
+        description="List bundled and user models (user folder: $RECON3D_MODELS or "
+        "~/.local/share/recon3d/models).",
+    )
+    parser.parse_args(argv)
+    from recon_core.registry import list_models, user_dir
+
+    entries = list_models()
+    if not entries:
+        print(f"no models found (user folder: {user_dir()})")
+        return 1
+    print(f"{'name':<22} {'origin':<8} {'method':<11} {'MB':>6}  test metrics (mean)  categories")
+    for entry in entries:
+        if entry.error:
+            print(f"{entry.name:<22} {entry.origin:<8} unreadable: {entry.error}")
+            continue
+        metrics = (entry.meta or {}).get("metrics", {}).get("mean_over_categories", {})
+        shown = (
+            ", ".join(
+                f"{key} {metrics[key]:.3f}"
+                for key in ("iou", "f_score@0.02", "pred_to_gt_x100", "gt_to_pred_x100")
+                if key in metrics
+            )
+            or "-"
+        )
+        categories = ", ".join(entry.categories) or "-"
+        print(
+            f"{entry.name:<22} {entry.origin:<8} {entry.method:<11} {entry.size_mb:>6.1f}  "
+            f"{shown}  {categories}"
+        )
+    return 0
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -90,7 +202,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="recon3d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=sorted([*_DELEGATES, "reconstruct"]))
+    parser.add_argument("command", choices=sorted([*_DELEGATES, "reconstruct", "models"]))
     parser.add_argument("args", nargs=argparse.REMAINDER)
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
@@ -98,6 +210,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     parsed = parser.parse_args(argv[:1])
     if parsed.command == "reconstruct":
         return reconstruct(argv[1:])
+    if parsed.command == "models":
+        return models(argv[1:])
     import importlib
 
     module = importlib.import_module(_DELEGATES[parsed.command][0])

@@ -1,22 +1,43 @@
-"""Inference: load a checkpoint, encode a framed RGBA image once, then ask for a mesh or a
-point cloud from the cached encoding."""
+"""Inference: load a model (bundled name or path), encode a picture once, then ask for a mesh
+or a point cloud, with colours from the picture, from the cached encoding.
+
+    from recon_core.inference import Reconstructor
+    from recon_core.picture import read_picture
+
+    model = Reconstructor("implicit")              # or a path to a .safetensors file
+    picture = read_picture("chair.jpg")            # mask from alpha or the background
+    encoded = model.encode_picture(picture)        # the network runs once here
+    mesh = model.coloured_mesh(encoded, resolution=256)
+    cloud = model.coloured_points(encoded)
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import logging
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 import torch
 
-from recon_core.checkpoint import load_checkpoint
-from recon_core.engine import select_device
-from recon_core.extraction import ExtractionStats, Mesh, extract_mesh
+from recon_core.checkpoint import CheckpointError, load_checkpoint
+from recon_core.cloudmesh import mesh_from_points
+from recon_core.colour import ViewEstimate, estimate_view, point_colours, vertex_normals
+from recon_core.engine import TrainingError, select_device
+from recon_core.extraction import ExtractionError, ExtractionStats, Mesh, extract_mesh
 from recon_core.fusion import fuse
 from recon_core.imaging import network_input
 from recon_core.methods import METHODS
+from recon_core.picture import Picture
+from recon_core.preview import sample_mesh
+from recon_core.registry import resolve_model
 
-__all__ = ["Reconstructor", "Encoded", "image_tensor"]
+__all__ = ["Reconstructor", "Encoded", "ColouredMesh", "ColouredPoints", "image_tensor"]
+
+log = logging.getLogger("recon3d")
+
+COLOUR_SIZE = 256
+"""Side of the framed picture colours are taken from."""
 
 
 def image_tensor(rgba: np.ndarray, size: int) -> torch.Tensor:
@@ -28,34 +49,85 @@ def image_tensor(rgba: np.ndarray, size: int) -> torch.Tensor:
 @dataclass
 class Encoded:
     """What the network computed from one image: the latent code (implicit) or the fused
-    cloud with its mask logits (point cloud)."""
+    cloud with its mask logits (point cloud), and the framed picture for colours."""
 
     method: str
     latent: torch.Tensor | None = None
     points: torch.Tensor | None = None
     mask_logit: torch.Tensor | None = None
+    framed: np.ndarray | None = None
+    """(COLOUR_SIZE, COLOUR_SIZE, 4) uint8 framed picture, when encoded from a Picture."""
+    view: ViewEstimate | None = field(default=None, repr=False)
+    """The picture's estimated viewpoint, once a coloured result asked for it."""
+
+
+@dataclass
+class ColouredMesh:
+    vertices: np.ndarray
+    faces: np.ndarray
+    colours: np.ndarray | None
+    """(V, 3) uint8 vertex colours."""
+    stats: ExtractionStats | None
+
+
+@dataclass
+class ColouredPoints:
+    points: np.ndarray
+    colours: np.ndarray | None
 
 
 class Reconstructor:
-    """A trained model ready for inference."""
+    """A trained model ready for inference. ``model``: a bundled or user model name, or a
+    checkpoint path. ``device``: auto (CUDA, MPS, then CPU), cpu, cuda, cuda:N, mps."""
 
-    def __init__(self, path: str | Path, device: str = "auto"):
+    def __init__(self, model: str | Path | None = None, device: str = "auto"):
+        path = resolve_model(model)
         checkpoint = load_checkpoint(path)
         self.path = Path(path)
         self.config = checkpoint.config
         self.info = checkpoint.info
+        if self.config.method not in METHODS:
+            raise CheckpointError(f"{path}: unknown method {self.config.method!r}")
         self.method = METHODS[self.config.method](self.config)
-        self.device = select_device(device)
-        model = self.method.build_model()
-        model.load_state_dict({k: v.float() for k, v in checkpoint.model_state.items()})
-        self.model = model.to(self.device).eval()
+        try:
+            self.device = select_device(device)
+        except TrainingError as exc:
+            raise ValueError(str(exc)) from None
+        network = self.method.build_model()
+        try:
+            network.load_state_dict({k: v.float() for k, v in checkpoint.model_state.items()})
+        except RuntimeError as exc:
+            first = str(exc).splitlines()[0]
+            raise CheckpointError(f"{path}: weights do not match its config ({first})") from None
+        self.model = network.to(self.device).eval()
+        if self.config.method == "pointcloud":
+            self._check_fixed_views()
+
+    def _check_fixed_views(self) -> None:
+        stored = self.info.get("fixed_views", {}).get("extrinsics")
+        if stored is not None:
+            stored = torch.tensor(stored, dtype=self.method.fixed_extrinsics.dtype)
+            if stored.shape != self.method.fixed_extrinsics.shape or not torch.allclose(
+                stored, self.method.fixed_extrinsics, atol=1e-5
+            ):
+                raise CheckpointError(
+                    f"{self.path}: its fixed views differ from the ones its config describes"
+                )
 
     @property
     def input_size(self) -> int:
         return self.config.model.input_size
 
+    def _to_cpu(self, reason: str) -> None:
+        log.warning("%s; falling back to the CPU", reason)
+        self.device = torch.device("cpu")
+        self.model = self.model.cpu()
+
+    # -- encoding ----------------------------------------------------------------------
+
     @torch.no_grad()
     def encode(self, rgba: np.ndarray) -> Encoded:
+        """Encode a framed RGBA image (H, W, 4) (see `recon_core.imaging`)."""
         image = image_tensor(rgba, self.input_size).to(self.device)
         if self.config.method == "implicit":
             return Encoded("implicit", latent=self.model.encode(image))
@@ -63,11 +135,19 @@ class Reconstructor:
         points = fuse(xyz, self.method.fixed_extrinsics.to(self.device))
         return Encoded("pointcloud", points=points[0], mask_logit=mask_logit.flatten(1)[0])
 
+    def encode_picture(self, picture: Picture) -> Encoded:
+        """Frame a picture as the training renders are framed and encode it."""
+        encoded = self.encode(picture.framed(self.input_size))
+        encoded.framed = picture.framed(COLOUR_SIZE)
+        return encoded
+
+    # -- geometry ----------------------------------------------------------------------
+
     def field(self, encoded: Encoded):
         """Occupancy logits of points (N, 3), from an implicit encoding."""
         if encoded.method != "implicit":
             raise ValueError("an occupancy field needs the implicit method")
-        latent = encoded.latent
+        latent = encoded.latent.to(self.device)
         decoder = self.model.decoder
         if hasattr(decoder, "specialize"):  # conditioning folded into the weights
             return decoder.specialize(latent)
@@ -79,17 +159,66 @@ class Reconstructor:
 
     def mesh(
         self, encoded: Encoded, resolution: int = 128, iso: float = 0.5
-    ) -> tuple[Mesh, ExtractionStats]:
-        """Closed mesh at any resolution (16-512) and iso level (0-1), from the cached code."""
-        if encoded.method != "implicit":
-            raise ValueError("meshes from point clouds are not available yet")
+    ) -> tuple[Mesh, ExtractionStats | None]:
+        """Closed mesh at any resolution (16-512), from the cached encoding. Implicit: the
+        iso level (0-1) of the occupancy field; point cloud: the mesh around the cloud."""
+        if encoded.method == "pointcloud":
+            return mesh_from_points(self.points(encoded), min(resolution, 256)), None
         if not torch.isfinite(encoded.latent).all():
-            raise ValueError("the latent code is not finite")
-        return extract_mesh(self.field(encoded), resolution, iso, device=self.device)
+            raise ExtractionError("the latent code is not finite")
+        batch = 65536
+        while True:
+            try:
+                return extract_mesh(
+                    self.field(encoded), resolution, iso, batch=batch, device=self.device
+                )
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if batch > 4096:
+                    batch //= 8
+                    log.warning("GPU out of memory; evaluating in chunks of %d points", batch)
+                else:
+                    self._to_cpu("GPU out of memory even in small chunks")
 
-    def points(self, encoded: Encoded) -> np.ndarray:
-        """The point cloud (P, 3): fused points whose mask logit is positive."""
+    def points(self, encoded: Encoded, count: int | None = None) -> np.ndarray:
+        """The point cloud (P, 3): fused points whose mask logit is positive; ``count`` picks
+        an evenly spread subset (or all when there are fewer)."""
         if encoded.method != "pointcloud":
             raise ValueError("point clouds come from the pointcloud method")
         keep = encoded.mask_logit > 0
-        return encoded.points[keep].cpu().numpy()
+        points = encoded.points[keep].cpu().numpy()
+        if count is not None and 0 < count < len(points):
+            points = points[np.linspace(0, len(points) - 1, count).round().astype(np.int64)]
+        return points
+
+    # -- with colours ------------------------------------------------------------------
+
+    def _view(self, encoded: Encoded, surface: np.ndarray) -> ViewEstimate | None:
+        if encoded.framed is None:
+            return None
+        if encoded.view is None:
+            encoded.view = estimate_view(surface, encoded.framed[..., 3] > 127)
+        return encoded.view
+
+    def coloured_mesh(
+        self, encoded: Encoded, resolution: int = 128, iso: float = 0.5
+    ) -> ColouredMesh:
+        """`mesh` with vertex colours from the picture (None when encoded without one)."""
+        mesh, stats = self.mesh(encoded, resolution, iso)
+        colours = None
+        view = self._view(encoded, sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0])
+        if view is not None:
+            normals = vertex_normals(mesh.vertices.astype(np.float64), mesh.faces)
+            colours, _ = point_colours(mesh.vertices, encoded.framed, view.camera, normals)
+        return ColouredMesh(mesh.vertices, mesh.faces, colours, stats)
+
+    def coloured_points(self, encoded: Encoded, count: int | None = None) -> ColouredPoints:
+        """`points` with a colour per point from the picture (None without one)."""
+        points = self.points(encoded, count)
+        if len(points) == 0:
+            raise ExtractionError("empty result: no point has a positive mask logit")
+        view = self._view(encoded, points)
+        colours = None
+        if view is not None:
+            colours, _ = point_colours(points, encoded.framed, view.camera)
+        return ColouredPoints(points, colours)

@@ -71,8 +71,11 @@ def combine(roots: list[Path], out: Path) -> dict:
 
 
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.combine", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m training.combine",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("datasets", nargs="+", help="prepared dataset folders")
     parser.add_argument("--out", required=True, help="folder for the combined index")
     args = parser.parse_args(None if argv is None else list(argv))
@@ -82,8 +85,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     summary = index["summary"]
-    print(f"{args.out}: {summary['records']} records from {len(args.datasets)} datasets "
-          f"({', '.join(f'{k} {v}' for k, v in summary['sources'].items())})")
+    print(
+        f"{args.out}: {summary['records']} records from {len(args.datasets)} datasets "
+        f"({', '.join(f'{k} {v}' for k, v in summary['sources'].items())})"
+    )
     return 0
 
 

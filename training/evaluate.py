@@ -84,15 +84,31 @@ def evaluate(
     view: int = 0,
     sheet_per_category: int = 3,
     progress: bool = True,
+    retrieval: Path | None = None,
 ) -> dict:
+    """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
+    dataset), the same metrics for the retrieval baseline on the same inputs."""
     from PIL import Image
     from tqdm import tqdm
 
     from recon_core.inference import Reconstructor
+    from training.retrieval import SilhouetteIndex
 
     reconstructor = Reconstructor(model_path, device)
     method = reconstructor.config.method
     index = read_index(data)
+    if method == "pointcloud":
+        data_views = np.asarray(index["fixed_views"]["extrinsics"], dtype=np.float32)
+        model_views = reconstructor.method.fixed_extrinsics.numpy()
+        if data_views.shape != model_views.shape or not np.allclose(
+            data_views, model_views, atol=1e-5
+        ):
+            raise DatasetError(
+                f"{model_path}: its {len(model_views)} fixed views differ from the "
+                f"{len(data_views)} of {data}"
+            )
+    baseline = SilhouetteIndex(retrieval) if retrieval else None
+    per_shape_baseline = []
     records = [r for r in index["records"] if split == "all" or r["split"] == split]
     if limit:
         records = records[:limit]
@@ -153,6 +169,10 @@ def evaluate(
             )
             depths = [rendered.depth[0, k].numpy() for k in range(2)]
         per_shape.append(result)
+        if baseline is not None:
+            per_shape_baseline.append(
+                _retrieval_result(baseline, arrays, meta, entry, view, method)
+            )
         if len(rows[entry["category"]]) < sheet_per_category:
             rgba = arrays["renders"][view].astype(np.float32) / 255.0
             alpha = rgba[..., 3:4]
@@ -166,6 +186,9 @@ def evaluate(
             ]
             rows[entry["category"]].append(hstack(tiles))
     metrics = _summarise(per_shape)
+    if baseline is not None:
+        metrics["retrieval"] = _summarise(per_shape_baseline)
+        metrics["retrieval"]["data"] = str(retrieval)
     metrics.update(
         model=str(model_path),
         method=method,
@@ -183,8 +206,32 @@ def evaluate(
     return metrics
 
 
+def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> dict:
+    """Metrics of the retrieved training shape against the test shape."""
+    found, silhouette_iou = baseline.query(arrays["renders"][view][..., 3])
+    shape = baseline.shape(found)
+    result = {"id": entry["id"], "category": entry["category"], "retrieved": found["id"]}
+    if method == "implicit":
+        uniform = int(meta["uniform_count"])
+        points = arrays["occupancy_points"][:uniform].astype(np.float64)
+        labels = np.unpackbits(arrays["occupancy_labels"], count=len(arrays["occupancy_points"]))
+        result["iou"] = iou(baseline.inside(shape, points), labels[:uniform].astype(bool))
+        result.update(
+            surface_metrics(
+                shape["surface_points"],
+                shape["surface_normals"],
+                arrays["surface_points"],
+                arrays["surface_normals"].astype(np.float64),
+            )
+        )
+    else:
+        result.update(pointcloud_metrics(shape["surface_points"], arrays["surface_points"]))
+    result["silhouette_iou"] = silhouette_iou
+    return result
+
+
 def _summarise(per_shape: list[dict]) -> dict:
-    keys = [k for k in per_shape[0] if k not in ("id", "category")]
+    keys = [k for k in per_shape[0] if k not in ("id", "category", "retrieved")]
     by_category = defaultdict(list)
     for r in per_shape:
         by_category[r["category"]].append(r)
@@ -214,6 +261,28 @@ def _markdown(metrics: dict) -> str:
     lines.append(
         f"| **mean** | {mean['shapes']} | " + " | ".join(f"{mean[k]:.4f}" for k in keys) + " |"
     )
+    if "retrieval" in metrics:
+        base = metrics["retrieval"]
+        lines += [
+            "",
+            f"Retrieval baseline (the training shape of `{base['data']}` whose rendered "
+            "silhouette best matches the input), same inputs:",
+            "",
+            "| category | shapes | " + " | ".join(keys) + " |",
+            "|---|---:|" + "---:|" * len(keys),
+        ]
+        for cat, values in base["per_category"].items():
+            lines.append(
+                f"| {cat} | {values['shapes']} | "
+                + " | ".join(f"{values[k]:.4f}" for k in keys)
+                + " |"
+            )
+        bmean = base["mean_over_categories"]
+        lines.append(
+            f"| **mean** | {bmean['shapes']} | "
+            + " | ".join(f"{bmean[k]:.4f}" for k in keys)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -231,6 +300,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="evaluate at most this many shapes")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--no-progress", action="store_true")
+    parser.add_argument(
+        "--retrieval",
+        type=Path,
+        help="training dataset: also score the silhouette-retrieval baseline from it",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         metrics = evaluate(
@@ -242,6 +316,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             args.limit,
             args.device,
             progress=not args.no_progress,
+            retrieval=args.retrieval,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

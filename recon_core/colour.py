@@ -1,0 +1,186 @@
+"""Colours from the input picture: find the viewpoint the picture was taken from, then
+project.
+
+The networks predict shapes in the object frame; the picture's camera is unknown. It is
+recovered by silhouette matching: the predicted surface is projected from a grid of
+viewpoints (the azimuths and elevations the training renders cover), each projection framed
+the way pictures are framed (`recon_core.imaging.square_crop_box`), and the viewpoint whose
+silhouette best overlaps the picture's mask wins. Points that this camera sees take the
+picture's colour there; hidden points take the colour of their mirror image across the
+object's left-right plane (x = 0) when the shape is mirror-symmetric and the mirror image is
+seen, and otherwise the colour of the nearest seen point.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import numpy as np
+
+from recon_core.geometry import Camera, look_at, perspective_intrinsics, project, view_direction
+from recon_core.imaging import OBJECT_FILL, crop_intrinsics
+
+__all__ = ["ViewEstimate", "estimate_view", "splat_depth", "point_colours", "vertex_normals"]
+
+CAMERA_DISTANCE = 2.2
+"""Distance of the candidate cameras (the middle of the training renders' range)."""
+_FOV = 2.0 * math.asin(math.sqrt(3.0) / 2.0 / CAMERA_DISTANCE) * 1.05
+
+
+class ViewEstimate(NamedTuple):
+    camera: Camera
+    """Perspective camera of the framed picture (its size is the framed image's)."""
+    azimuth: float
+    elevation: float
+    """Degrees."""
+    iou: float
+    """Overlap of the predicted silhouette with the picture's mask from this viewpoint."""
+
+
+def _framed_camera(points: np.ndarray, extrinsic: np.ndarray, size: int) -> Camera:
+    """The camera at ``extrinsic`` with its image framed around ``points``' projection."""
+    base = 512
+    intrinsic = perspective_intrinsics(_FOV, base)
+    uv, _ = project(points, extrinsic, intrinsic, "perspective")
+    lo, hi = uv.min(axis=0), uv.max(axis=0)
+    side = max(float((hi - lo).max()), 1e-6) / OBJECT_FILL
+    centre = (lo + hi) / 2.0
+    box = (centre[0] - side / 2.0, centre[1] - side / 2.0, side)
+    return Camera(extrinsic, crop_intrinsics(intrinsic, box, size), "perspective", size, size)
+
+
+def _silhouette(points: np.ndarray, camera: Camera, size: int) -> np.ndarray:
+    uv, _ = project(points, camera.extrinsic, camera.intrinsic, "perspective")
+    ij = np.clip(np.floor(uv).astype(np.int64), 0, size - 1)
+    image = np.zeros((size, size), dtype=bool)
+    image[ij[:, 1], ij[:, 0]] = True
+    return image
+
+
+def estimate_view(
+    points: np.ndarray,
+    mask: np.ndarray,
+    azimuth_step: float = 10.0,
+    elevations: tuple[float, ...] = (-10, 0, 10, 20, 30, 40, 50, 60),
+    size: int = 64,
+) -> ViewEstimate:
+    """Viewpoint of a framed picture whose object mask (S, S) is ``mask``, given points
+    (N, 3) on the predicted surface (a few thousand suffice)."""
+    from scipy import ndimage
+
+    points = np.asarray(points, dtype=np.float64)
+    if len(points) == 0:
+        raise ValueError("no points to estimate the viewpoint from")
+    step = max(1, len(points) // 6000)
+    points = points[::step]
+    target = _downsample_mask(np.asarray(mask, bool), size)
+    best = None
+    for elevation in elevations:
+        for azimuth in np.arange(0.0, 360.0, azimuth_step):
+            eye = CAMERA_DISTANCE * view_direction(math.radians(azimuth), math.radians(elevation))
+            camera = _framed_camera(points, look_at(eye), size)
+            silhouette = ndimage.binary_closing(_silhouette(points, camera, size), iterations=1)
+            union = np.logical_or(silhouette, target).sum()
+            score = np.logical_and(silhouette, target).sum() / max(union, 1)
+            if best is None or score > best[0]:
+                best = (score, azimuth, elevation, camera)
+    score, azimuth, elevation, _ = best
+    eye = CAMERA_DISTANCE * view_direction(math.radians(azimuth), math.radians(elevation))
+    camera = _framed_camera(points, look_at(eye), mask.shape[0])
+    return ViewEstimate(camera, float(azimuth), float(elevation), float(score))
+
+
+def _downsample_mask(mask: np.ndarray, size: int) -> np.ndarray:
+    h, w = mask.shape
+    rows = (np.arange(size) + 0.5) * h / size
+    cols = (np.arange(size) + 0.5) * w / size
+    return mask[rows.astype(int)][:, cols.astype(int)]
+
+
+def splat_depth(points: np.ndarray, camera: Camera, radius: int = 1) -> np.ndarray:
+    """Nearest depth per pixel (H, W) of points splatted as (2r+1)^2 squares; inf where
+    empty."""
+    uv, depth = project(points, camera.extrinsic, camera.intrinsic, camera.projection)
+    ij = np.floor(uv).astype(np.int64)
+    zbuffer = np.full(camera.height * camera.width, np.inf)
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            x, y = ij[:, 0] + dx, ij[:, 1] + dy
+            ok = (x >= 0) & (x < camera.width) & (y >= 0) & (y < camera.height) & (depth > 0)
+            np.minimum.at(zbuffer, y[ok] * camera.width + x[ok], depth[ok])
+    return zbuffer.reshape(camera.height, camera.width)
+
+
+def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V, 3)."""
+    tri = vertices[faces]
+    face_normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    normals = np.zeros_like(vertices, dtype=np.float64)
+    for k in range(3):
+        np.add.at(normals, faces[:, k], face_normals)
+    return normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)
+
+
+def _seen(points, normals, camera, zbuffer, mask, tolerance):
+    uv, depth = project(points, camera.extrinsic, camera.intrinsic, camera.projection)
+    ij = np.floor(uv).astype(np.int64)
+    inside = (ij[:, 0] >= 0) & (ij[:, 0] < camera.width) & (ij[:, 1] >= 0)
+    inside &= ij[:, 1] < camera.height
+    ij = np.clip(ij, 0, [camera.width - 1, camera.height - 1])
+    seen = inside & (depth <= zbuffer[ij[:, 1], ij[:, 0]] + tolerance) & mask[ij[:, 1], ij[:, 0]]
+    if normals is not None:
+        towards = camera.position[None, :] - points
+        seen &= np.einsum("ij,ij->i", normals, towards) > 0
+    return seen, ij
+
+
+def point_colours(
+    points: np.ndarray,
+    rgba: np.ndarray,
+    camera: Camera,
+    normals: np.ndarray | None = None,
+    symmetry_tolerance: float = 0.02,
+) -> tuple[np.ndarray, np.ndarray]:
+    """RGB colours (N, 3) uint8 of ``points`` (N, 3) from the framed picture ``rgba``
+    (S, S, 4) seen by ``camera``, and which points were seen (N,) bool. ``normals`` (mesh
+    vertices) keep back-facing points out; without them visibility is the z-buffer alone."""
+    from scipy.spatial import cKDTree
+
+    points = np.asarray(points, dtype=np.float64)
+    mask = rgba[..., 3] > 127
+    zbuffer = splat_depth(points, camera, radius=1 if normals is not None else 2)
+    tolerance = 0.02
+    seen, ij = _seen(points, normals, camera, zbuffer, mask, tolerance)
+    colours = np.zeros((len(points), 3), dtype=np.uint8)
+    colours[seen] = rgba[ij[seen, 1], ij[seen, 0], :3]
+    if not seen.any():
+        colours[:] = _mean_colour(rgba, mask)
+        return colours, seen
+    hidden = ~seen
+    mirror = points * np.array([-1.0, 1.0, 1.0])
+    tree = cKDTree(points)
+    gap, _ = tree.query(mirror[:: max(1, len(points) // 5000)])
+    if hidden.any() and np.median(gap) < symmetry_tolerance:  # a mirror-symmetric shape
+        mirror_normals = None if normals is None else normals * np.array([-1.0, 1.0, 1.0])
+        m_seen, m_ij = _seen(
+            mirror[hidden],
+            None if mirror_normals is None else mirror_normals[hidden],
+            camera,
+            zbuffer,
+            mask,
+            tolerance,
+        )
+        index = np.flatnonzero(hidden)[m_seen]
+        colours[index] = rgba[m_ij[m_seen, 1], m_ij[m_seen, 0], :3]
+        hidden[index] = False
+    if hidden.any():
+        _, nearest = cKDTree(points[~hidden]).query(points[hidden])
+        colours[hidden] = colours[~hidden][nearest]
+    return colours, seen
+
+
+def _mean_colour(rgba: np.ndarray, mask: np.ndarray) -> np.ndarray:
+    if not mask.any():
+        return np.array([180, 180, 180], dtype=np.uint8)
+    return rgba[mask][:, :3].mean(axis=0).astype(np.uint8)

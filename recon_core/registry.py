@@ -1,0 +1,89 @@
+"""Where models are found: the bundled ones and the user's folder, by name or path."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from recon_core.checkpoint import CheckpointError, read_metadata
+
+__all__ = ["ModelEntry", "bundled_dir", "user_dir", "list_models", "resolve_model"]
+
+DEFAULT_MODEL = "implicit"
+"""The bundled model used when none is named."""
+
+
+def bundled_dir() -> Path:
+    """``blender_addon/models`` in a checkout, ``models`` beside the library inside the
+    add-on."""
+    root = Path(__file__).resolve().parent.parent
+    for candidate in (root / "blender_addon" / "models", root / "models"):
+        if candidate.is_dir():
+            return candidate
+    return root / "blender_addon" / "models"
+
+
+def user_dir() -> Path:
+    """``$RECON3D_MODELS``, else ``~/.local/share/recon3d/models`` (XDG data home)."""
+    if os.environ.get("RECON3D_MODELS"):
+        return Path(os.environ["RECON3D_MODELS"]).expanduser()
+    data_home = os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share"
+    return Path(data_home) / "recon3d" / "models"
+
+
+@dataclass
+class ModelEntry:
+    name: str
+    path: Path
+    origin: str
+    """"bundled" or "user"."""
+    meta: dict[str, Any] | None
+    error: str | None = None
+
+    @property
+    def method(self) -> str:
+        return (self.meta or {}).get("method", "?")
+
+    @property
+    def categories(self) -> list[str]:
+        return list((self.meta or {}).get("categories", []))
+
+    @property
+    def size_mb(self) -> float:
+        return self.path.stat().st_size / 1e6
+
+
+def list_models(extra_dir: str | Path | None = None) -> list[ModelEntry]:
+    """Bundled models, then the user's (and ``extra_dir``'s), each sorted by name; a file
+    that is not a readable checkpoint is listed with its error."""
+    entries = []
+    folders = [(bundled_dir(), "bundled"), (user_dir(), "user")]
+    if extra_dir:
+        folders.append((Path(extra_dir), "user"))
+    for folder, origin in folders:
+        if not folder.is_dir():
+            continue
+        for path in sorted(folder.glob("*.safetensors")):
+            try:
+                entries.append(ModelEntry(path.stem, path, origin, read_metadata(path)))
+            except CheckpointError as exc:
+                entries.append(ModelEntry(path.stem, path, origin, None, str(exc)))
+    return entries
+
+
+def resolve_model(name_or_path: str | Path | None) -> Path:
+    """A model file from a bundled or user model name, or a path. Raises CheckpointError
+    naming what was looked for."""
+    name = str(name_or_path or DEFAULT_MODEL)
+    path = Path(name).expanduser()
+    if path.suffix == ".safetensors" or path.exists() or os.sep in name:
+        if not path.is_file():
+            raise CheckpointError(f"{path}: no such model file")
+        return path
+    for entry in list_models():
+        if entry.name == name:
+            return entry.path
+    known = ", ".join(e.name for e in list_models()) or "none installed"
+    raise CheckpointError(f"{name}: unknown model name (known: {known})")
