@@ -123,15 +123,24 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
 
 
 def _seen(points, normals, camera, zbuffer, mask, tolerance):
+    """Which points the camera sees (in front of the z-buffer within ``tolerance``, widened
+    on surfaces seen at a grazing angle by the splats' footprint) and their pixels."""
     uv, depth = project(points, camera.extrinsic, camera.intrinsic, camera.projection)
     ij = np.floor(uv).astype(np.int64)
     inside = (ij[:, 0] >= 0) & (ij[:, 0] < camera.width) & (ij[:, 1] >= 0)
     inside &= ij[:, 1] < camera.height
     ij = np.clip(ij, 0, [camera.width - 1, camera.height - 1])
-    seen = inside & (depth <= zbuffer[ij[:, 1], ij[:, 0]] + tolerance) & mask[ij[:, 1], ij[:, 0]]
+    slack = np.full(len(points), tolerance)
+    facing = np.ones(len(points), dtype=bool)
     if normals is not None:
         towards = camera.position[None, :] - points
-        seen &= np.einsum("ij,ij->i", normals, towards) > 0
+        towards /= np.maximum(np.linalg.norm(towards, axis=1, keepdims=True), 1e-12)
+        cosine = np.einsum("ij,ij->i", normals, towards)
+        facing = cosine > 0
+        pixel = np.abs(depth) / camera.intrinsic[0, 0]  # a pixel's size at that depth
+        slack += 3.0 * pixel / np.clip(cosine, 0.1, 1.0)
+    seen = inside & facing & mask[ij[:, 1], ij[:, 0]]
+    seen &= depth <= zbuffer[ij[:, 1], ij[:, 0]] + slack
     return seen, ij
 
 
@@ -150,7 +159,7 @@ def point_colours(
     points = np.asarray(points, dtype=np.float64)
     mask = rgba[..., 3] > 127
     zbuffer = splat_depth(points, camera, radius=1 if normals is not None else 2)
-    tolerance = 0.02
+    tolerance = 0.01
     seen, ij = _seen(points, normals, camera, zbuffer, mask, tolerance)
     colours = np.zeros((len(points), 3), dtype=np.uint8)
     colours[seen] = rgba[ij[seen, 1], ij[seen, 0], :3]

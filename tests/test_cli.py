@@ -1,4 +1,4 @@
-"""recon3d reconstruct: outputs, and one-line errors for bad inputs."""
+"""recon3d reconstruct and models: outputs, and one-line errors for bad inputs."""
 
 import numpy as np
 import pytest
@@ -7,6 +7,21 @@ from helpers import octahedron_model
 from PIL import Image
 
 from recon_core import cli
+
+
+def glb_colours(path) -> np.ndarray:
+    """COLOR_0 of a GLB's first primitive, read from its chunks (uint8 RGBA)."""
+    import json
+    import struct
+
+    data = path.read_bytes()
+    length = struct.unpack_from("<I", data, 12)[0]
+    gltf = json.loads(data[20 : 20 + length])
+    binary = data[20 + length + 8 :]
+    accessor = gltf["accessors"][gltf["meshes"][0]["primitives"][0]["attributes"]["COLOR_0"]]
+    view = gltf["bufferViews"][accessor["bufferView"]]
+    raw = np.frombuffer(binary, np.uint8, view["byteLength"], view["byteOffset"])
+    return raw.reshape(accessor["count"], 4)
 
 
 @pytest.fixture()
@@ -18,102 +33,179 @@ def picture(tmp_path):
     return path
 
 
-def test_reconstruct_writes_a_closed_mesh_in_the_unit_box(tmp_path, picture):
+def _run(*args) -> int:
+    return cli.main(["reconstruct", *map(str, args), "--no-progress"])
+
+
+def test_reconstruct_writes_a_coloured_closed_mesh_points_and_a_preview(tmp_path, picture):
     model = octahedron_model(tmp_path / "octa.safetensors")
     out = tmp_path / "out"
-    assert (
-        cli.main(
-            [
-                "reconstruct",
-                str(picture),
-                "--model",
-                str(model),
-                "--resolution",
-                "64",
-                "--output-dir",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    mesh = trimesh.load(out / "green box.obj", process=False)
+    assert _run(picture, "--model", model, "--resolution", 64, "--output-dir", out) == 0
+    assert sorted(p.name for p in out.iterdir()) == [
+        "green box.glb",
+        "green box_points.glb",
+        "green box_preview.png",
+    ]
+    mesh = trimesh.load(out / "green box.glb", force="mesh", process=False)
     assert mesh.is_watertight and len(mesh.faces) > 500
     assert np.abs(mesh.vertices).max() <= 0.55
-    ply = out / "again.ply"
+    colours = glb_colours(out / "green box.glb")[:, :3].astype(int)
+    assert len(colours) == len(mesh.vertices)
+    assert np.abs(colours - [40, 160, 90]).max() <= 2  # the picture's only colour
+    scene = trimesh.load(out / "green box_points.glb", process=False)
+    (cloud,) = scene.geometry.values()
+    assert isinstance(cloud, trimesh.PointCloud) and len(cloud.vertices) == 20000
+    assert len(glb_colours(out / "green box_points.glb")) == 20000
+    preview = np.asarray(Image.open(out / "green box_preview.png"))
+    assert preview.shape == (256, 1024, 3) and (preview[:, 256:] != 255).any()
+
     assert (
-        cli.main(
-            [
-                "reconstruct",
-                str(picture),
-                "--model",
-                str(model),
-                "--format",
-                "ply",
-                "--resolution",
-                "48",
-                "--output-dir",
-                str(out),
-            ]
+        _run(
+            picture,
+            "--model",
+            model,
+            "--format",
+            "ply",
+            "--output",
+            "mesh",
+            "--resolution",
+            48,
+            "--output-dir",
+            out,
+            "--no-preview",
         )
         == 0
     )
-    assert trimesh.load(out / "green box.ply").is_watertight and not ply.exists()
-    first = (out / "green box.obj").read_bytes()
-    assert (
-        cli.main(
-            [
-                "reconstruct",
-                str(picture),
-                "--model",
-                str(model),
-                "--resolution",
-                "64",
-                "--output-dir",
-                str(out),
-            ]
-        )
-        == 0
-    )
-    assert (out / "green box.obj").read_bytes() == first  # same picture, same mesh
+    assert trimesh.load(out / "green box.ply").is_watertight
+    first = (out / "green box.glb").read_bytes()
+    assert _run(picture, "--model", model, "--resolution", 64, "--output-dir", out) == 0
+    assert (out / "green box.glb").read_bytes() == first  # same picture, same mesh
 
 
-def test_bad_inputs_get_one_line_errors_and_the_rest_goes_on(tmp_path, picture, capsys):
+def test_background_estimate_mask_override_and_saved_mask(tmp_path):
     model = octahedron_model(tmp_path / "octa.safetensors")
-    no_alpha = tmp_path / "photo.jpg"
-    Image.new("RGB", (50, 50), "white").save(no_alpha)
+    rgb = np.full((100, 140, 3), 235, np.uint8)
+    rgb[20:80, 40:100] = (200, 60, 50)  # a red object on a light grey background
+    photo = tmp_path / "photo.jpg"
+    Image.fromarray(rgb).save(photo, quality=95)
+    out = tmp_path / "out"
+    assert (
+        _run(
+            photo,
+            "--model",
+            model,
+            "--resolution",
+            32,
+            "--output-dir",
+            out,
+            "--save-mask",
+            "--output",
+            "mesh",
+        )
+        == 0
+    )
+    mask = np.asarray(Image.open(out / "photo_mask.png")) > 127
+    truth = np.zeros_like(mask)
+    truth[20:80, 40:100] = True
+    assert (mask & truth).sum() / (mask | truth).sum() > 0.93  # JPEG ringing: a 1 px rim
+    override = np.zeros((100, 140), np.uint8)
+    override[10:40, 10:40] = 255
+    Image.fromarray(override).save(tmp_path / "mask.png")
+    assert (
+        _run(
+            photo,
+            "--model",
+            model,
+            "--resolution",
+            32,
+            "--output-dir",
+            out,
+            "--save-mask",
+            "--output",
+            "mesh",
+            "--mask",
+            tmp_path / "mask.png",
+        )
+        == 0
+    )
+    used = np.asarray(Image.open(out / "photo_mask.png")) > 127
+    assert used.sum() == 900 and used[10:40, 10:40].all()
+
+
+def test_bad_inputs_get_one_line_errors_and_the_rest_goes_on(
+    tmp_path, picture, capsys, monkeypatch
+):
+    model = octahedron_model(tmp_path / "octa.safetensors")
+    blank = tmp_path / "blank.jpg"
+    Image.new("RGB", (50, 50), "white").save(blank)
     empty = tmp_path / "empty.png"
     Image.new("RGBA", (50, 50), (0, 0, 0, 0)).save(empty)
     truncated = tmp_path / "truncated.png"
     truncated.write_bytes(picture.read_bytes()[:100])
     text = tmp_path / "notes.png"
     text.write_text("not an image")
+    bomb = tmp_path / "bomb.png"
+    Image.new("RGB", (400, 400), "white").save(bomb)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 40_000)  # 400x400 is then a bomb
     out = tmp_path / "out"
-    code = cli.main(
-        [
-            "reconstruct",
-            str(tmp_path / "missing.png"),
-            str(no_alpha),
-            str(empty),
-            str(truncated),
-            str(text),
-            str(picture),
-            "--model",
-            str(model),
-            "--resolution",
-            "32",
-            "--output-dir",
-            str(out),
-        ]
+    names = ["missing.png", "blank.jpg", "empty.png", "truncated.png", "notes.png", "bomb.png"]
+    code = _run(
+        *[tmp_path / n for n in names],
+        picture,
+        "--model",
+        model,
+        "--resolution",
+        32,
+        "--output-dir",
+        out,
+        "--output",
+        "mesh",
+        "--no-preview",
     )
     assert code == 1
     errors = [line for line in capsys.readouterr().err.splitlines() if line]
-    assert len(errors) == 5
-    for name, line in zip(
-        ["missing.png", "photo.jpg", "empty.png", "truncated.png", "notes.png"], errors, strict=True
-    ):
+    assert len(errors) == len(names)
+    for name, line in zip(names, errors, strict=True):
         assert line.startswith("error: ") and name in line
-    assert sorted(p.name for p in out.iterdir()) == ["green box.obj"]  # no partial files
+    assert "decompression bomb" in errors[-1]
+    assert sorted(p.name for p in out.iterdir()) == ["green box.glb"]  # no partial files
+
     bad_model = tmp_path / "bad.safetensors"
     bad_model.write_bytes(b"junk")
-    assert cli.main(["reconstruct", str(picture), "--model", str(bad_model)]) == 2
+    assert _run(picture, "--model", bad_model) == 2
     assert "bad.safetensors" in capsys.readouterr().err
+    assert _run(picture, "--model", "no-such-model") == 2
+    assert "no-such-model: unknown model name" in capsys.readouterr().err
+
+
+def test_unwritable_output_folder_is_one_error_per_picture(tmp_path, picture, capsys):
+    model = octahedron_model(tmp_path / "octa.safetensors")
+    blocker = tmp_path / "a file"
+    blocker.write_text("in the way")  # the output folder cannot be made under a file
+    assert (
+        _run(
+            picture,
+            picture,
+            "--model",
+            model,
+            "--resolution",
+            32,
+            "--output-dir",
+            blocker / "sub",
+            "--output",
+            "mesh",
+        )
+        == 1
+    )
+    errors = capsys.readouterr().err.strip().splitlines()
+    assert len(errors) == 2 and all("green box.png" in e for e in errors)
+    assert blocker.read_text() == "in the way"
+
+
+def test_models_lists_user_models_with_their_method(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("RECON3D_MODELS", str(tmp_path))
+    octahedron_model(tmp_path / "octa.safetensors")
+    (tmp_path / "broken.safetensors").write_bytes(b"junk")
+    assert cli.main(["models"]) == 0
+    text = capsys.readouterr().out
+    assert "octa" in text and "implicit" in text and "broken" in text and "unreadable" in text

@@ -1,0 +1,163 @@
+"""User pictures: modes, orientation, masks; colours from the estimated viewpoint; GLB; meshes
+from point clouds."""
+
+import io
+import math
+
+import numpy as np
+import pytest
+import trimesh
+from PIL import Image
+
+from recon_core.cloudmesh import mesh_from_points
+from recon_core.colour import _framed_camera, estimate_view, point_colours, vertex_normals
+from recon_core.geometry import look_at, project, view_direction
+from recon_core.meshio import write_glb
+from recon_core.picture import PictureError, estimate_mask, read_picture
+
+
+def _square(size=(80, 60)):
+    rgb = np.full((size[1], size[0], 3), 255, np.uint8)
+    rgb[10:40, 20:50] = (30, 90, 200)
+    return rgb
+
+
+@pytest.mark.parametrize("mode", ["RGB", "P", "L", "CMYK", "I;16", "RGBA", "LA"])
+def test_every_common_mode_reads_with_a_mask(tmp_path, mode):
+    image = Image.fromarray(_square())
+    if mode == "I;16":
+        grey = np.asarray(image.convert("L")).astype(np.uint16) * 257
+        image = Image.fromarray(grey)
+        assert image.mode == "I;16"
+    elif mode in ("RGBA", "LA"):
+        alpha = np.zeros((60, 80), np.uint8)
+        alpha[10:40, 20:50] = 255
+        image = image.convert(mode[:-1])
+        image.putalpha(Image.fromarray(alpha))
+    else:
+        image = image.convert(mode)
+    path = tmp_path / ("p.jpg" if mode == "CMYK" else "p.png")
+    image.save(path)
+    picture = read_picture(path)
+    assert picture.rgb.shape == (60, 80, 3) and picture.rgb.dtype == np.uint8
+    truth = np.zeros((60, 80), bool)
+    truth[10:40, 20:50] = True
+    assert (picture.mask & truth).sum() / (picture.mask | truth).sum() > 0.9
+    assert picture.mask_source == ("alpha" if mode in ("RGBA", "LA") else "background")
+    framed = picture.framed(64)
+    assert framed.shape == (64, 64, 4)
+    rows = np.flatnonzero((framed[..., 3] > 127).any(axis=1))
+    assert abs((rows[-1] - rows[0] + 1) - 0.8 * 64) <= 2  # longer side fills 80%
+
+
+def test_exif_orientation_is_applied(tmp_path):
+    rgb = _square()  # 80 wide, 60 high
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored sideways: rotate 90 degrees clockwise to display
+    path = tmp_path / "phone.jpg"
+    Image.fromarray(rgb).save(path, exif=exif.tobytes(), quality=95)
+    picture = read_picture(path)
+    assert picture.rgb.shape == (80, 60, 3)
+
+
+def test_background_estimate_follows_a_studio_gradient():
+    h, w = 200, 240
+    ys, xs = np.mgrid[0:h, 0:w]
+    background = 230 - 90 * ys / h  # light top, darker bottom, as a cyclorama
+    rgb = np.repeat(background[..., None], 3, axis=2)
+    inside = (xs - 120) ** 2 / 60**2 + (ys - 110) ** 2 / 70**2 < 1
+    rgb[inside] = (150, 110, 80)
+    rng = np.random.default_rng(0)
+    rgb = np.clip(rgb + rng.normal(0, 2, rgb.shape), 0, 255).astype(np.uint8)
+    mask = estimate_mask(rgb)
+    assert (mask & inside).sum() / (mask | inside).sum() > 0.97
+    assert not estimate_mask(np.full((50, 50, 3), 128, np.uint8)).any()
+
+
+def test_mask_file_errors_name_the_file(tmp_path):
+    path = tmp_path / "p.png"
+    Image.fromarray(_square()).save(path)
+    Image.new("L", (80, 60), 0).save(tmp_path / "black.png")
+    with pytest.raises(PictureError, match="black.png: the mask is empty"):
+        read_picture(path, tmp_path / "black.png")
+    mask = Image.new("L", (40, 30), 0)
+    mask.paste(255, (5, 5, 15, 15))
+    mask.save(tmp_path / "half.png")  # another size: scaled to the picture's
+    picture = read_picture(path, tmp_path / "half.png")
+    assert picture.mask_source == "file" and picture.mask[10:30, 10:30].all()
+
+
+def _l_shape(n=6000, seed=0):
+    """Points on an asymmetric L-shaped pair of boxes (no mirror or rotational symmetry)."""
+    rng = np.random.default_rng(seed)
+    a = rng.uniform([-0.4, -0.1, -0.3], [0.4, 0.1, -0.1], (n // 2, 3))
+    b = rng.uniform([0.2, -0.1, -0.1], [0.4, 0.1, 0.45], (n // 2, 3))
+    return np.concatenate([a, b])
+
+
+def test_viewpoint_is_recovered_from_a_silhouette():
+    points = _l_shape()
+    for azimuth, elevation in [(40.0, 20.0), (250.0, 10.0)]:
+        eye = 2.2 * view_direction(math.radians(azimuth), math.radians(elevation))
+        camera = _framed_camera(points, look_at(eye), 128)
+        uv, _ = project(points, camera.extrinsic, camera.intrinsic, "perspective")
+        mask = np.zeros((128, 128), bool)
+        ij = np.clip(uv.astype(int), 0, 127)
+        mask[ij[:, 1], ij[:, 0]] = True
+        estimate = estimate_view(points, mask)
+        assert abs((estimate.azimuth - azimuth + 180) % 360 - 180) <= 10
+        assert abs(estimate.elevation - elevation) <= 10 and estimate.iou > 0.6
+
+
+def test_seen_vertices_take_the_picture_colour_and_hidden_ones_their_mirror():
+    sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.4)
+    vertices = np.asarray(sphere.vertices)
+    camera = _framed_camera(vertices, look_at(2.2 * view_direction(0.0, 0.0)), 128)
+    uv, _ = project(vertices, camera.extrinsic, camera.intrinsic, "perspective")
+    rgba = np.zeros((128, 128, 4), np.uint8)
+    rgba[..., 3] = 255
+    rgba[:, :64, :3] = (255, 0, 0)  # the picture's left half red (the object's -x side)
+    rgba[:, 64:, :3] = (0, 0, 255)
+    colours, seen = point_colours(vertices, rgba, camera, vertex_normals(vertices, sphere.faces))
+    front = vertices[:, 1] < -0.15  # camera at azimuth 0 stands at -Y
+    assert seen[front].all() and not seen[vertices[:, 1] > 0.1].any()
+    left, right = vertices[:, 0] < -0.05, vertices[:, 0] > 0.05
+    assert (colours[left] == (255, 0, 0)).all() and (colours[right] == (0, 0, 255)).all()
+
+
+def test_glb_round_trip_keeps_geometry_upright(tmp_path):
+    box = trimesh.creation.box((0.2, 0.4, 0.8))  # tall along +Z in the object frame
+    path = write_glb(
+        tmp_path / "box.glb",
+        box.vertices,
+        box.faces,
+        np.full((len(box.vertices), 3), 200, np.uint8),
+    )
+    loaded = trimesh.load(path, force="mesh", process=False)
+    extent = loaded.vertices.max(axis=0) - loaded.vertices.min(axis=0)
+    assert np.allclose(extent, [0.2, 0.8, 0.4])  # glTF: +Y up
+    assert loaded.is_watertight and np.isclose(loaded.volume, 0.2 * 0.4 * 0.8)
+
+
+def test_mesh_from_points_is_closed_and_close_to_the_surface():
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(40000, 3))
+    points = 0.35 * directions / np.linalg.norm(directions, axis=1, keepdims=True)
+    mesh = mesh_from_points(points, resolution=96)
+    tri = trimesh.Trimesh(mesh.vertices, mesh.faces, process=False)
+    assert tri.is_watertight and tri.is_winding_consistent and tri.volume > 0
+    radius = np.linalg.norm(mesh.vertices, axis=1)
+    assert abs(np.median(radius) - 0.35) < 0.02
+    with pytest.raises(ValueError, match="too few"):
+        mesh_from_points(np.zeros((2, 3)))
+
+
+def test_truncated_and_odd_files_are_one_line_errors(tmp_path):
+    buffer = io.BytesIO()
+    Image.fromarray(_square()).save(buffer, format="PNG")
+    (tmp_path / "cut.png").write_bytes(buffer.getvalue()[:-40])
+    (tmp_path / "folder.png").mkdir()
+    for name in ("cut.png", "folder.png"):
+        with pytest.raises(PictureError) as info:
+            read_picture(tmp_path / name)
+        assert name in str(info.value) and "\n" not in str(info.value)
