@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-slow test-all lint bench-prepare bench-train bench-pointcloud \
-	train-smoke addon clean
+	bench-implicit bench-inference train-smoke bundled-models examples addon clean
 
 venv: $(STAMP)
 
@@ -15,11 +15,38 @@ $(STAMP): pyproject.toml constraints.txt
 	$(BIN)/python -m pip install --quiet -c constraints.txt -e ".[data,test]"
 	touch $(STAMP)
 
-# Builds a small procedural dataset and renders a preview sheet of it into out/.
+# Reconstructs the pictures in examples/ with both bundled models: meshes, point clouds and
+# preview PNGs in out/demo/.
+EXAMPLES := $(wildcard examples/*.png examples/*.jpg)
 demo: $(STAMP)
-	$(BIN)/python -m training.prepare --source procedural --count 1 --out out/demo-dataset
-	$(BIN)/python -m training.preview out/demo-dataset --out out/demo-preview.png
-	@echo "Open out/demo-preview.png"
+	$(BIN)/recon3d models
+	$(BIN)/recon3d reconstruct $(EXAMPLES) --model implicit --output-dir out/demo/implicit
+	$(BIN)/recon3d reconstruct $(EXAMPLES) --model pointcloud --output-dir out/demo/pointcloud
+	@echo "Results and *_preview.png in out/demo/implicit and out/demo/pointcloud"
+
+# The bundled models from scratch: download and prepare the data, train both models side by
+# side (one core each), evaluate them on the test split beside the retrieval baseline, and
+# write fp16 weights, metrics and credits to blender_addon/models/.
+DATA := data
+RUNS := runs
+bundled-models: $(STAMP)
+	$(BIN)/python -m training.prepare --source sweethome3d --out $(DATA)/sweethome3d
+	$(BIN)/python -m training.prepare --source procedural --count 20 --out $(DATA)/procedural
+	$(BIN)/python -m training.combine $(DATA)/sweethome3d $(DATA)/procedural --out $(DATA)/bundled
+	OMP_NUM_THREADS=1 $(BIN)/python -m training.train --method implicit --preset implicit-bundled \
+		--data $(DATA)/bundled --out $(RUNS)/implicit-bundled --no-progress & \
+	OMP_NUM_THREADS=1 $(BIN)/python -m training.train --method pointcloud \
+		--preset pointcloud-bundled --data $(DATA)/bundled --out $(RUNS)/pointcloud-bundled \
+		--no-progress & \
+	wait
+	$(BIN)/python -m training.bundle --run $(RUNS)/implicit-bundled --name implicit \
+		--data $(DATA)/sweethome3d --train-data $(DATA)/bundled --out blender_addon/models
+	$(BIN)/python -m training.bundle --run $(RUNS)/pointcloud-bundled --name pointcloud \
+		--data $(DATA)/sweethome3d --train-data $(DATA)/bundled --out blender_addon/models
+
+# The example pictures (renders of test-split shapes; needs the prepared Sweet Home 3D data).
+examples: $(STAMP)
+	$(BIN)/python -m training.examples --data $(DATA)/sweethome3d --out examples
 
 # A few hundred CPU steps of each method on a tiny procedural dataset (a few minutes).
 SMOKE := out/smoke
@@ -54,6 +81,12 @@ bench-train: $(STAMP)
 
 bench-pointcloud: $(STAMP)
 	$(BIN)/python benchmarks/bench_pointcloud.py
+
+bench-implicit: $(STAMP)
+	$(BIN)/python benchmarks/bench_implicit.py
+
+bench-inference: $(STAMP)
+	$(BIN)/python benchmarks/bench_inference.py
 
 addon: $(STAMP)
 	$(BIN)/python build_addon.py

@@ -382,7 +382,7 @@ def _implicit_bundled() -> TrainConfig:
     config = _implicit()
     config.data = DataConfig(batch_size=16, workers=1, occupancy_points=2048)
     config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
-    config.stages = [StageConfig("occupancy", 6500, {"occupancy": 1.0})]
+    config.stages = [StageConfig("occupancy", 5000, {"occupancy": 1.0})]
     config.preview_every, config.checkpoint_every = 0, 250
     return config
 
@@ -401,9 +401,9 @@ def _pointcloud_bundled() -> TrainConfig:
     config.data = DataConfig(batch_size=8, workers=1, novel_views=3)
     config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
     config.stages = [
-        StageConfig("fixed views", 2500, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
+        StageConfig("fixed views", 2000, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
         StageConfig(
-            "novel views", 4000, {"novel_depth": 1.0, "novel_mask": 1.0}, lr_scale=0.5
+            "novel views", 3000, {"novel_depth": 1.0, "novel_mask": 1.0}, lr_scale=0.5
         ),
     ]
     config.preview_every, config.checkpoint_every = 0, 250

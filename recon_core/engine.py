@@ -22,6 +22,7 @@ import csv
 import json
 import math
 import os
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -49,6 +50,13 @@ __all__ = [
 
 class TrainingError(RuntimeError):
     """A run that cannot start or continue (bad data, mismatched checkpoint...)."""
+
+
+def _without_step_counts(config: TrainConfig) -> str:
+    data = json.loads(config_json(config))
+    for stage in data["stages"]:
+        stage.pop("steps")
+    return json.dumps(data, sort_keys=True)
 
 
 def select_device(name: str = "auto") -> torch.device:
@@ -209,13 +217,26 @@ class Trainer:
             state = load_checkpoint(path, with_training_state=True)
         except CheckpointError as exc:
             raise TrainingError(str(exc)) from exc
+        step = int(state.info["step"])
         if config_json(state.config) != config_json(config):
-            raise TrainingError(
-                f"{path}: the run was started with another config; resume without "
-                "--preset/--set, or start a new run folder"
-            )
+            if _without_step_counts(state.config) != _without_step_counts(config):
+                raise TrainingError(
+                    f"{path}: the run was started with another config; resume without "
+                    "--preset/--set (stage step counts aside), or start a new run folder"
+                )
+            if step > config.total_steps:
+                raise TrainingError(
+                    f"{path}: the run is at step {step}, past the new {config.total_steps}"
+                )
+            # Lengthening or shortening stages is allowed: the schedule follows the new counts.
+            if self.rank == 0:
+                old, new = [s.steps for s in state.config.stages], [s.steps for s in config.stages]
+                print(f"resuming at step {step} with stage lengths {old} -> {new}", file=sys.stderr)
+            self.resume_state = state
+            self.start_step = step
+            return config
         self.resume_state = state
-        self.start_step = int(state.info["step"])
+        self.start_step = step
         return state.config
 
     def _check_data(self) -> None:

@@ -1,0 +1,215 @@
+"""Turn a trained run into a bundled model: evaluate it on the test split beside the
+retrieval baseline, store fp16 weights with the metrics and credits in their metadata, and
+write the models' README table and credits.
+
+    python -m training.bundle --run runs/implicit-bundled --name implicit \\
+        --data data/sweethome3d --train-data data/bundled --out blender_addon/models
+
+The add-on and ``recon3d`` read the same files.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+import torch
+
+from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from recon_core.data import DatasetError, atomic_write_bytes, read_index
+
+__all__ = ["bundle", "write_models_readme", "main"]
+
+SIZE_LIMIT_MB = 25.0
+
+_COLUMNS = {
+    "implicit": (
+        ("iou", "IoU"),
+        ("chamfer_l1", "Chamfer-L1"),
+        ("normal_consistency", "normal cons."),
+        ("f_score@0.01", "F@1%"),
+        ("f_score@0.02", "F@2%"),
+    ),
+    "pointcloud": (
+        ("pred_to_gt_x100", "pred->GT x100"),
+        ("gt_to_pred_x100", "GT->pred x100"),
+        ("f_score@0.01", "F@1%"),
+        ("f_score@0.02", "F@2%"),
+    ),
+}
+
+
+def _credits(train_data: Path) -> list[dict]:
+    """The attributed (CC-BY) models among the training records, as their licence asks."""
+    index = read_index(train_data)
+    seen, credits = set(), []
+    for entry in index["records"]:
+        licence = str(entry.get("licence", ""))
+        if entry["split"] != "train" or not licence.startswith("CC-BY"):
+            continue
+        key = (entry["id"], entry.get("author"))
+        if key not in seen:
+            seen.add(key)
+            credits.append(
+                {
+                    "model": entry["id"],
+                    "author": entry.get("author") or "unknown",
+                    "licence": licence,
+                }
+            )
+    return credits
+
+
+def bundle(
+    run: Path,
+    name: str,
+    data: Path,
+    train_data: Path,
+    out: Path,
+    report: Path | None = None,
+    resolution: int = 128,
+    progress: bool = True,
+) -> Path:
+    from training.evaluate import evaluate
+
+    model_path = run / "model.safetensors"
+    if not model_path.exists():
+        raise CheckpointError(f"{model_path}: the run has not finished (no model.safetensors)")
+    report = report or run / "test-report"
+    metrics = evaluate(
+        model_path, data, "test", report, resolution, progress=progress, retrieval=train_data
+    )
+    checkpoint = load_checkpoint(model_path)
+    summary = {
+        "split": "test",
+        "data": Path(data).name,
+        "mean_over_categories": metrics["mean_over_categories"],
+        "per_category": metrics["per_category"],
+        "retrieval": {
+            "mean_over_categories": metrics["retrieval"]["mean_over_categories"],
+            "per_category": metrics["retrieval"]["per_category"],
+        },
+    }
+    credits = _credits(train_data)
+    info = dict(checkpoint.info)
+    info.update(
+        metrics=summary,
+        trained_on=Path(train_data).name,
+        credits=[f"{c['model']} by {c['author']} ({c['licence']})" for c in credits],
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    target = out / f"{name}.safetensors"
+    state = {k: v for k, v in checkpoint.model_state.items()}
+    save_checkpoint(target, checkpoint.config, state, info, dtype=torch.float16)
+    size = target.stat().st_size / 1e6
+    if size > SIZE_LIMIT_MB:
+        target.unlink()
+        raise CheckpointError(f"{target}: {size:.1f} MB, over the {SIZE_LIMIT_MB:.0f} MB budget")
+    write_models_readme(out)
+    return target
+
+
+def _table(method: str, metrics: dict) -> list[str]:
+    columns = _COLUMNS[method]
+    header = (
+        "| category | shapes | "
+        + " | ".join(f"{label} | retrieval {label}" for _, label in columns)
+        + " |"
+    )
+    lines = [header, "|---|---:|" + "---:|---:|" * len(columns)]
+    rows = dict(metrics["per_category"])
+    rows["**mean**"] = metrics["mean_over_categories"]
+    base = dict(metrics["retrieval"]["per_category"])
+    base["**mean**"] = metrics["retrieval"]["mean_over_categories"]
+    for category, values in rows.items():
+        cells = [f"{values[k]:.3f} | {base[category][k]:.3f}" for k, _ in columns]
+        lines.append(f"| {category} | {int(values['shapes'])} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_models_readme(folder: Path) -> Path:
+    """MODELS.md: per bundled model, its test metrics beside the retrieval baseline; then
+    the credits of every attributed training model."""
+    lines = ["# Bundled models", ""]
+    credits: set[str] = set()
+    for path in sorted(folder.glob("*.safetensors")):
+        meta = read_metadata(path)
+        metrics = meta.get("metrics")
+        if not metrics:
+            continue
+        method = meta["method"]
+        size = path.stat().st_size / 1e6
+        lines += [
+            f"## `{path.stem}` ({method}, {size:.1f} MB, fp16)",
+            "",
+            f"Trained on `{meta.get('trained_on')}` for {meta.get('step')} steps; "
+            f"categories: {', '.join(meta.get('categories', []))}.",
+            "",
+            f"Test split of `{metrics['data']}` (shapes never seen in training), one input "
+            "render per shape; each network figure is followed by the retrieval baseline's "
+            "(the training shape whose rendered silhouette best matches the input).",
+            "",
+            *_table(method, metrics),
+            "",
+        ]
+        credits.update(meta.get("credits", []))
+    lines += [
+        "## Credits",
+        "",
+        "The bundled models were trained on Sweet Home 3D's furniture library (Debian "
+        "package `sweethome3d-furniture`) and on procedural shapes. The library's CC-BY "
+        "models used for training, with their authors:",
+        "",
+        *[f"- {c}" for c in sorted(credits)],
+        "",
+    ]
+    target = folder / "MODELS.md"
+    text = "\n".join(lines).encode("utf-8")
+    atomic_write_bytes(target, lambda handle: handle.write(text))
+    return target
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.bundle",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--run", required=True, type=Path, help="finished training run folder")
+    parser.add_argument("--name", required=True, help="model name (file stem)")
+    parser.add_argument("--data", required=True, type=Path, help="dataset with the test split")
+    parser.add_argument("--train-data", required=True, type=Path, help="the training dataset")
+    parser.add_argument("--out", type=Path, default=Path("blender_addon/models"))
+    parser.add_argument("--resolution", type=int, default=128)
+    parser.add_argument("--no-progress", action="store_true")
+    args = parser.parse_args(None if argv is None else list(argv))
+    try:
+        target = bundle(
+            args.run,
+            args.name,
+            args.data,
+            args.train_data,
+            args.out,
+            resolution=args.resolution,
+            progress=not args.no_progress,
+        )
+    except (CheckpointError, DatasetError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    meta = read_metadata(target)
+    mean = meta["metrics"]["mean_over_categories"]
+    base = meta["metrics"]["retrieval"]["mean_over_categories"]
+    shown = ", ".join(
+        f"{label} {mean[key]:.3f} (retrieval {base[key]:.3f})"
+        for key, label in _COLUMNS[meta["method"]]
+    )
+    print(f"{target}: {target.stat().st_size / 1e6:.1f} MB; test: {shown}")
+    print(json.dumps({"models_readme": str(args.out / "MODELS.md")}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
