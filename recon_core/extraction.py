@@ -1,14 +1,20 @@
 """Mesh extraction from an occupancy function: coarse-to-fine evaluation + marching cubes.
 
-The field is evaluated on the vertices of a grid over the padded box. Starting coarse, only
-cells whose corners straddle the iso level or come within a band of it (and their
-neighbours) are refined, as in IM-NET's ``z2voxel`` and Occupancy Networks' MISE; elsewhere
-the finer grid takes the trilinear upsampling of the coarser one, whose sign is already
-right there. The coarsest grid is 64^3 by default: a trained decoder's thin parts (chair
-spindles) fall between the vertices of a 32^3 grid with no sign change or small logit
-there, and were lost (measured: 964 voxels of the 128^3 grid with the wrong sign when
-starting at 32, none from 64 with the band). Marching cubes
-(scikit-image) then runs on the grid padded with an outside layer, so the mesh is closed.
+The field is evaluated on the vertices of a grid over the padded box. Starting coarse (32^3
+by default), a cell is refined when its corners straddle the iso level, or when a corner's
+estimated distance to the iso surface (its logit's gap to the iso level divided by the local
+logit gradient, from central differences) is under ``band_cells`` cells, and so are its
+neighbours; elsewhere the finer grid takes the trilinear upsampling of the coarser one, whose
+sign is already right there. The distance band catches parts thinner than a coarse cell
+(chair spindles), which show no sign change yet but a logit that climbs towards the level.
+It replaced a fixed band in logits: a decoder trained with BCE on near-surface samples keeps
+small logits far from the surface, and that band refined about 70% of the grid (measured on
+a trained decoder at 128^3) where the distance band refines under 20% with the same result.
+Marching cubes (scikit-image) then runs on the grid padded with an outside layer, so the
+mesh is closed.
+
+The decoder is evaluated in chunks of 4096 points on the CPU, where they stay in cache
+(measured 2.6x the points per second of 65536-point chunks), and 65536 on a GPU.
 """
 
 from __future__ import annotations
@@ -31,6 +37,7 @@ __all__ = [
     "extract_mesh",
     "marching_cubes",
     "coarse_resolution",
+    "BAND_CELLS",
 ]
 
 
@@ -52,15 +59,14 @@ class ExtractionStats(NamedTuple):
     resolution: int
 
 
-BAND = 4.0
-"""Default refinement band in logits around the iso level (a probability between about
-0.02 and 0.98 at iso 0.5)."""
+BAND_CELLS = 1.0
+"""Default refinement band: estimated distance to the iso surface, in cells of the level."""
 
 Field = Callable[[torch.Tensor], torch.Tensor]
 """points (N, 3) -> occupancy logits (N,)."""
 
 
-def coarse_resolution(resolution: int, start: int = 64) -> int:
+def coarse_resolution(resolution: int, start: int = 32) -> int:
     """The coarsest grid from which doubling reaches ``resolution``: the smallest
     ``resolution / 2^k`` that is an integer and at least ``start`` (``resolution`` itself
     when it is odd or already coarse)."""
@@ -87,17 +93,18 @@ def evaluate_grid(
     field: Field,
     resolution: int,
     iso_logit: float = 0.0,
-    start: int = 64,
-    batch: int = 65536,
+    start: int = 32,
+    batch: int | None = None,
     device="cpu",
-    band: float = BAND,
+    band_cells: float = BAND_CELLS,
+    band: float | None = None,
 ) -> tuple[torch.Tensor, ExtractionStats]:
-    """Logits on the (R+1)^3 vertex grid of the padded box, coarse to fine. A cell is
-    refined when its corners straddle the iso level or any corner lies within ``band``
-    logits of it (parts thinner than a coarse cell have no sign change there yet), and so
-    are its neighbours."""
+    """Logits on the (R+1)^3 vertex grid of the padded box, coarse to fine (see the module
+    notes). ``band`` (logits), when given, replaces the distance band ``band_cells``."""
     if not 16 <= resolution <= 512:
         raise ExtractionError(f"resolution must be between 16 and 512, got {resolution}")
+    if batch is None:
+        batch = 65536 if torch.device(device).type == "cuda" else 4096
     res = coarse_resolution(resolution, start)
     values = _evaluate(field, _grid_points(res, device).reshape(-1, 3), batch)
     values = values.view(res + 1, res + 1, res + 1)
@@ -106,7 +113,13 @@ def evaluate_grid(
         inside = (values > iso_logit).float()[None, None]
         any_in = F.max_pool3d(inside, 2, 1)
         all_in = -F.max_pool3d(-inside, 2, 1)
-        near = (-F.max_pool3d(-(values - iso_logit).abs()[None, None], 2, 1) < band).float()
+        gap = (values - iso_logit).abs()
+        if band is None:  # estimated distance to the iso surface, in cells
+            slope = torch.sqrt(sum(g * g for g in torch.gradient(values))).clamp_min(1e-6)
+            gap, level_band = gap / slope, band_cells
+        else:
+            level_band = band
+        near = (-F.max_pool3d(-gap[None, None], 2, 1) < level_band).float()
         active = torch.maximum((any_in > all_in).float(), near)  # (1, 1, res, res, res)
         active = F.max_pool3d(active, 3, 1, 1)  # and their neighbours
         fine = 2 * res
@@ -160,15 +173,18 @@ def extract_mesh(
     field: Field,
     resolution: int = 128,
     iso: float = 0.5,
-    start: int = 64,
-    batch: int = 65536,
+    start: int = 32,
+    batch: int | None = None,
     device="cpu",
-    band: float = BAND,
+    band_cells: float = BAND_CELLS,
+    band: float | None = None,
 ) -> tuple[Mesh, ExtractionStats]:
     """Mesh of the region where the occupancy probability exceeds ``iso`` (see
-    `evaluate_grid` for ``start`` and ``band``)."""
+    `evaluate_grid` for ``start``, ``band_cells`` and ``band``)."""
     if not 0.0 < iso < 1.0 or not math.isfinite(iso):
         raise ExtractionError(f"iso level must be strictly between 0 and 1, got {iso}")
     iso_logit = math.log(iso / (1.0 - iso))
-    values, stats = evaluate_grid(field, resolution, iso_logit, start, batch, device, band)
+    values, stats = evaluate_grid(
+        field, resolution, iso_logit, start, batch, device, band_cells, band
+    )
     return marching_cubes(values.cpu().numpy(), iso_logit), stats

@@ -27,6 +27,12 @@ def thin_plate(p):  # 2.5 voxels thick at 128^3
     return (0.011 - p[:, 2].abs()).minimum(0.4 - p[:, :2].abs().max(dim=1).values) * 40
 
 
+def spindle(p):  # a rod 0.016 across: half a cell of the 32^3 start, off the grid's vertices
+    q = p - torch.tensor([0.013, 0.021, 0.0])
+    rod = 0.008 - torch.sqrt(q[:, 0] ** 2 + q[:, 1] ** 2)
+    return rod.minimum(0.4 - q[:, 2].abs()) * 40
+
+
 def _chamfer(a, b):
     from scipy.spatial import cKDTree
 
@@ -45,12 +51,10 @@ def _check_closed(mesh):
     assert area.min() > 0, "no degenerate faces"
 
 
-@pytest.mark.parametrize("field", [sphere, torus, thin_plate])
+@pytest.mark.parametrize("field", [sphere, torus, thin_plate, spindle])
 def test_coarse_to_fine_equals_dense_at_128(field):
-    # these fields are distances times 40 (logits change slowly): a band of 0.5 logits is
-    # about one fine cell; the default band is sized for trained decoders (tests/
-    # test_overfit.py checks the default against dense evaluation on one)
-    mesh, stats = extract_mesh(field, 128, band=0.5)
+    # the same defaults as for trained decoders (tests/test_overfit.py checks those on one)
+    mesh, stats = extract_mesh(field, 128)
     dense_values, dense_stats = evaluate_grid(field, 128, start=128)
     dense = marching_cubes(dense_values.numpy())
     assert stats.points_evaluated < 0.3 * dense_stats.points_evaluated
@@ -69,8 +73,8 @@ def test_meshes_are_closed_with_outward_normals_and_right_volume():
 
 
 def test_resolution_range_and_coarse_start():
-    assert coarse_resolution(256) == 64 and coarse_resolution(200) == 100
-    assert coarse_resolution(256, start=32) == 32 and coarse_resolution(33) == 33
+    assert coarse_resolution(256) == 32 and coarse_resolution(200) == 50
+    assert coarse_resolution(256, start=64) == 64 and coarse_resolution(33) == 33
     mesh, stats = extract_mesh(sphere, 100, start=25)  # not a power of two: 25 -> 50 -> 100
     assert stats.resolution == 100
     with pytest.raises(ExtractionError, match="between 16 and 512"):
