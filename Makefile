@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-slow test-all lint bench-prepare bench-train bench-pointcloud \
-	bench-implicit bench-inference train-smoke bundled-models examples addon clean
+	bench-implicit bench-inference venv-bpy42 train-smoke bundled-models examples addon clean
 
 venv: $(STAMP)
 
@@ -61,7 +61,17 @@ train-smoke: $(STAMP)
 		--data $(SMOKE)/data --out $(SMOKE)/pointcloud
 	$(BIN)/python -m training.smoke_report $(SMOKE)/implicit $(SMOKE)/pointcloud
 
-test: $(STAMP)
+# The oldest supported Blender (4.2 LTS) as a Python module, for the add-on tests; it has no
+# torch, so the add-on runs its worker in .venv's Python there.
+VENV42 := .venv-bpy42
+STAMP42 := $(VENV42)/.installed
+venv-bpy42: $(STAMP42)
+$(STAMP42):
+	test -x $(VENV42)/bin/python || $(PYTHON) -m venv $(VENV42)
+	$(VENV42)/bin/python -m pip install --quiet "bpy==4.2.23" "numpy<2"
+	touch $(STAMP42)
+
+test: $(STAMP) $(STAMP42)
 	$(BIN)/python -m pytest -q
 
 test-slow: $(STAMP)

@@ -1,8 +1,9 @@
 """Image to 3D: reconstruct an editable base mesh from one picture, in the 3D Viewport
 sidebar (tab "Image to 3D").
 
-The reconstruction library (``recon_core``) ships inside the extension; torch must be
-importable in Blender's Python (see the README's install notes).
+The reconstruction library (``recon_core``) ships inside the extension. torch comes from
+Blender's Python, from the extension's own folder ("Install dependencies"), or from an
+external interpreter that runs a worker process (see the README's install notes).
 """
 
 from __future__ import annotations
@@ -18,12 +19,17 @@ for _candidate in (_HERE, os.path.dirname(_HERE)):
         sys.path.append(_candidate)
         break
 
-from . import operators, panel, preferences, properties  # noqa: E402
+from . import operators, panel, preferences, properties, runner  # noqa: E402
 
 _CLASSES = (
     preferences.RECON_AddonPreferences,
     properties.RECON_Settings,
     operators.RECON_OT_reconstruct,
+    operators.RECON_OT_cancel,
+    operators.RECON_OT_reextract,
+    operators.RECON_OT_batch,
+    operators.RECON_OT_show_mask,
+    operators.RECON_OT_install_dependencies,
     panel.RECON_PT_main,
 )
 
@@ -31,6 +37,7 @@ _CLASSES = (
 def register() -> None:
     import bpy
 
+    runner.add_site_packages()
     for cls in _CLASSES:
         bpy.utils.register_class(cls)
     bpy.types.Scene.image_to_3d = bpy.props.PointerProperty(type=properties.RECON_Settings)

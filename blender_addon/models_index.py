@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
+import json
 import os
+import struct
 from pathlib import Path
 
 BUNDLED = Path(__file__).resolve().parent / "models"
-
-
-def package_name() -> str:
-    return __package__ or "image_to_3d"
 
 
 def model_files(user_dir: str = "") -> list[Path]:
@@ -20,20 +18,28 @@ def model_files(user_dir: str = "") -> list[Path]:
     return found
 
 
+def read_metadata(path: Path) -> dict:
+    """A checkpoint's metadata, read from the safetensors header with the standard library
+    only (the panel must work before torch is installed)."""
+    with open(path, "rb") as handle:
+        size = struct.unpack("<Q", handle.read(8))[0]
+        if size > 50_000_000:
+            raise ValueError(f"{path.name}: not a safetensors file")
+        header = json.loads(handle.read(size))
+    return json.loads(header.get("__metadata__", {}).get("recon3d", "{}"))
+
+
 def describe(path: Path) -> str:
-    """One-line tooltip: method, categories and test metrics from the checkpoint's metadata,
-    or why it cannot be read."""
-    try:
-        from recon_core.checkpoint import CheckpointError, read_metadata
-    except ImportError as exc:
-        return f"cannot read models: {exc}"
+    """One-line tooltip: method, categories and test metrics, or why it cannot be read."""
     try:
         meta = read_metadata(path)
-    except CheckpointError as exc:
-        return str(exc)
+    except (OSError, ValueError, struct.error) as exc:
+        return f"{path.name}: unreadable ({exc})"
     categories = ", ".join(meta.get("categories", [])) or "unknown categories"
-    metrics = meta.get("metrics", {})
+    mean = meta.get("metrics", {}).get("mean_over_categories", {})
     shown = ", ".join(
-        f"{k} {v:.3f}" for k, v in list(metrics.items())[:4] if isinstance(v, (int, float))
+        f"{key} {mean[key]:.2f}"
+        for key in ("iou", "f_score@0.02", "pred_to_gt_x100", "gt_to_pred_x100")
+        if isinstance(mean.get(key), (int, float))
     )
-    return f"{meta.get('method')} model; {categories}" + (f"; {shown}" if shown else "")
+    return f"{meta.get('method', '?')} model; {categories}" + (f"; test {shown}" if shown else "")

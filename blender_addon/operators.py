@@ -1,67 +1,376 @@
-"""Operators. Heavy imports (torch, recon_core) happen inside execute, so enabling the
-add-on is instant and a missing torch is a message, never a traceback."""
+"""Operators. Heavy imports (torch, recon_core) happen only when a job runs, so enabling
+the add-on is instant and a missing torch is a one-line message, never a traceback."""
 
 from __future__ import annotations
 
 import os
+import uuid
+from pathlib import Path
 
 import bpy
 
-from . import bridge
+from . import bridge, runner
+
+ENCODING_KEY = "image_to_3d_encoding"
+OUTPUT_KEY = "image_to_3d_output"
+PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
-def torch_status() -> tuple[bool, str]:
-    """Whether torch is importable in this Python, and a one-line description."""
-    try:
-        import torch
-    except ImportError:
-        return False, "PyTorch is not installed in Blender's Python"
-    return True, f"PyTorch {torch.__version__}"
+def _job(settings, image: str, encoding: str | None = None) -> dict:
+    cache = runner.user_dir("cache")
+    stem = Path(image).stem if image else "result"
+    job = {
+        "model": settings.model,
+        "output": settings.output,
+        "resolution": settings.resolution,
+        "iso": settings.iso,
+        "points": settings.point_count,
+        "device": settings.device,
+    }
+    if encoding:
+        job["encoding"] = encoding
+    else:
+        job["image"] = image
+        job["save_encoding"] = str(cache / f"{stem}-{uuid.uuid4().hex[:12]}.npz")
+        mask = bpy.path.abspath(settings.mask_path) if settings.mask_path else ""
+        if mask:
+            job["mask"] = mask
+    return job
+
+
+def _check(settings) -> str | None:
+    """A one-line reason the job cannot start, or None."""
+    kind, status = runner.backend()
+    if kind == "inprocess" and not runner.torch_in_blender()[0]:
+        return f"{status}: set an external Python or install dependencies (add-on preferences)"
+    path = bpy.path.abspath(settings.image_path)
+    if not path or not os.path.isfile(path):
+        return f"{path or 'no image chosen'}: no such image file"
+    if not settings.model:
+        return "no model: add .safetensors models to the user models folder"
+    return None
+
+
+def build_result(
+    context, name: str, result: dict, encoding: str | None, output: str, offset=(0.0, 0.0, 0.0)
+) -> list:
+    """Objects for a job's result at the 3D cursor (+ ``offset``)."""
+    location = context.scene.cursor.location.copy()
+    location.x += offset[0]
+    objects = []
+    if "vertices" in result:
+        obj = bridge.mesh_object(
+            name,
+            result["vertices"],
+            result["faces"],
+            location,
+            context.collection,
+            result.get("colours"),
+        )
+        objects.append(obj)
+    if "points" in result:
+        obj = bridge.points_object(
+            name + (" points" if objects else ""),
+            result["points"],
+            location,
+            context.collection,
+            result.get("point_colours"),
+        )
+        objects.append(obj)
+    for obj in objects:
+        if encoding:
+            obj[ENCODING_KEY] = encoding
+        obj[OUTPUT_KEY] = "points" if obj.modifiers.get("Mesh to Points") else "mesh"
+    for obj in objects[:1]:
+        context.view_layer.objects.active = obj
+        obj.select_set(True)
+    return objects
 
 
 class RECON_OT_reconstruct(bpy.types.Operator):
-    """Reconstruct the object in the chosen picture as a mesh at the 3D cursor"""
+    """Reconstruct the object in the chosen picture at the 3D cursor (Esc cancels)"""
 
     bl_idname = "image_to_3d.reconstruct"
     bl_label = "Reconstruct"
     bl_options = {"REGISTER", "UNDO"}
 
+    _timer = None
+    _worker = None
+
+    def _finish(self, context, result: dict) -> set:
+        settings = context.scene.image_to_3d
+        name = Path(bpy.path.abspath(settings.image_path)).stem
+        job = self._job
+        objects = build_result(context, name, result, job.get("save_encoding"), job["output"])
+        faces = sum(len(o.data.polygons) for o in objects)
+        self.report({"INFO"}, f"{', '.join(o.name for o in objects)}: {faces} faces")
+        settings.status = "Done"
+        return {"FINISHED"}
+
+    def execute(self, context):  # scripts and background mode: runs to the end
+        settings = context.scene.image_to_3d
+        problem = _check(settings)
+        if problem:
+            self.report({"ERROR"}, problem)
+            return {"CANCELLED"}
+        self._job = _job(settings, bpy.path.abspath(settings.image_path))
+        try:
+            result = runner.run(self._job)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return self._finish(context, result)
+
+    def invoke(self, context, event):  # the button: a worker process, progress, Esc
+        settings = context.scene.image_to_3d
+        problem = _check(settings)
+        if problem:
+            self.report({"ERROR"}, problem)
+            return {"CANCELLED"}
+        self._job = _job(settings, bpy.path.abspath(settings.image_path))
+        try:
+            self._worker = runner.WorkerJob(self._job)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        settings.progress, settings.status = 0.0, "Starting"
+        self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
+        context.window_manager.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def _stop(self, context) -> None:
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+
+    def modal(self, context, event):
+        settings = context.scene.image_to_3d
+        if event.type == "ESC" or settings.cancel_requested:
+            settings.cancel_requested = False
+            self._worker.cancel()
+            self._stop(context)
+            settings.status = "Cancelled"
+            self.report({"WARNING"}, "Reconstruction cancelled")
+            return {"CANCELLED"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        finished = self._worker.poll()
+        settings.progress, settings.status = self._worker.progress, self._worker.stage.capitalize()
+        for area in context.screen.areas if context.screen else ():
+            if area.type == "VIEW_3D":
+                area.tag_redraw()
+        if not finished:
+            return {"RUNNING_MODAL"}
+        self._stop(context)
+        if self._worker.error:
+            settings.status = "Failed"
+            self.report({"ERROR"}, self._worker.error)
+            return {"CANCELLED"}
+        return self._finish(context, self._worker.result())
+
+
+class RECON_OT_cancel(bpy.types.Operator):
+    """Cancel the running reconstruction"""
+
+    bl_idname = "image_to_3d.cancel"
+    bl_label = "Cancel"
+
+    def execute(self, context):
+        context.scene.image_to_3d.cancel_requested = True
+        return {"FINISHED"}
+
+
+class RECON_OT_reextract(bpy.types.Operator):
+    """Rebuild the selected result at another resolution or iso level from its cached
+    encoding, without running the image encoder again"""
+
+    bl_idname = "image_to_3d.reextract"
+    bl_label = "Re-extract"
+    bl_options = {"REGISTER", "UNDO"}
+
+    resolution: bpy.props.IntProperty(name="Resolution", default=128, min=16, max=512)
+    iso: bpy.props.FloatProperty(name="Iso level", default=0.5, min=0.01, max=0.99)
+
+    @classmethod
+    def poll(cls, context):
+        obj = context.active_object
+        return obj is not None and ENCODING_KEY in obj
+
+    def invoke(self, context, event):
+        settings = context.scene.image_to_3d
+        self.resolution, self.iso = settings.resolution, settings.iso
+        return self.execute(context)
+
+    def execute(self, context):
+        obj = context.active_object
+        encoding = obj[ENCODING_KEY]
+        if not os.path.isfile(encoding):
+            self.report({"ERROR"}, f"{encoding}: the cached encoding is gone; reconstruct again")
+            return {"CANCELLED"}
+        output = obj.get(OUTPUT_KEY, "mesh")
+        job = {
+            "encoding": encoding,
+            "output": output,
+            "resolution": self.resolution,
+            "iso": self.iso,
+            "device": context.scene.image_to_3d.device,
+            "points": context.scene.image_to_3d.point_count,
+        }
+        try:
+            result = runner.run(job)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        old = obj.data
+        if output == "mesh":
+            obj.data = bridge.new_mesh(
+                old.name, result["vertices"], result["faces"], result.get("colours")
+            )
+        else:
+            mesh = bridge.new_mesh(old.name, result["points"], None, result.get("point_colours"))
+            radius = mesh.attributes.new("radius", "FLOAT", "POINT")
+            radius.data.foreach_set("value", [0.004] * len(mesh.vertices))
+            obj.data = mesh
+        if old.users == 0:
+            bpy.data.meshes.remove(old)
+        self.report({"INFO"}, f"{obj.name}: {len(obj.data.polygons)} faces")
+        return {"FINISHED"}
+
+
+class RECON_OT_batch(bpy.types.Operator):
+    """Reconstruct every picture in a folder into a row of objects from the 3D cursor"""
+
+    bl_idname = "image_to_3d.batch"
+    bl_label = "Reconstruct folder"
+    bl_options = {"REGISTER", "UNDO"}
+
+    directory: bpy.props.StringProperty(subtype="DIR_PATH")
+    spacing: bpy.props.FloatProperty(name="Spacing", default=1.2, min=0.0)
+
+    def invoke(self, context, event):
+        context.window_manager.fileselect_add(self)
+        return {"RUNNING_MODAL"}
+
     def execute(self, context):
         settings = context.scene.image_to_3d
-        ok, status = torch_status()
-        if not ok:
-            self.report({"ERROR"}, f"{status}: install it to reconstruct (see the add-on README)")
+        folder = Path(bpy.path.abspath(self.directory))
+        pictures = sorted(p for p in folder.glob("*") if p.suffix.lower() in PICTURES)
+        if not pictures:
+            self.report({"ERROR"}, f"{folder}: no pictures in this folder")
             return {"CANCELLED"}
-        path = bpy.path.abspath(settings.image_path)
-        if not path or not os.path.isfile(path):
-            self.report({"ERROR"}, f"{path or 'no image chosen'}: no such image file")
-            return {"CANCELLED"}
-        if not settings.model:
-            self.report({"ERROR"}, "no model: add .safetensors models to the user models folder")
-            return {"CANCELLED"}
-        from recon_core.checkpoint import CheckpointError
-        from recon_core.extraction import ExtractionError
-        from recon_core.imaging import crop_resize, square_crop_box
-        from recon_core.inference import Reconstructor
+        made, failed = [], []
+        wm = context.window_manager
+        wm.progress_begin(0, len(pictures))
+        for k, picture in enumerate(pictures):
+            try:
+                job = _job(settings, str(picture))
+                result = runner.run(job)
+            except ValueError as exc:
+                failed.append(str(exc))
+                continue
+            finally:
+                wm.progress_update(k + 1)
+            made += build_result(
+                context,
+                picture.stem,
+                result,
+                job.get("save_encoding"),
+                job["output"],
+                offset=(len(made) * self.spacing, 0, 0),
+            )
+        wm.progress_end()
+        for obj in made:
+            obj.select_set(True)
+        if failed:
+            self.report({"WARNING"}, f"{len(made)} objects; {len(failed)} failed: {failed[0]}")
+        else:
+            self.report({"INFO"}, f"{len(made)} objects from {len(pictures)} pictures")
+        return {"FINISHED"} if made else {"CANCELLED"}
 
-        try:
-            rgba = bridge.load_rgba(path)
-            mask = rgba[..., 3] > 127
-            if mask.all() or not mask.any():
-                raise ValueError(
-                    f"{path}: the picture needs a transparent background "
-                    "(its alpha channel is the object mask)"
-                )
-            reconstructor = Reconstructor(settings.model, settings.device)
-            framed = crop_resize(rgba, square_crop_box(mask), reconstructor.input_size)
-            encoded = reconstructor.encode(framed)
-            mesh, _ = reconstructor.mesh(encoded, settings.resolution, settings.iso)
-        except (ValueError, CheckpointError, ExtractionError) as exc:
-            self.report({"ERROR"}, str(exc).splitlines()[0])
+
+class RECON_OT_show_mask(bpy.types.Operator):
+    """Compute the mask the picture will be read with (alpha, mask file or background
+    estimate) and show it in the panel"""
+
+    bl_idname = "image_to_3d.show_mask"
+    bl_label = "Show mask"
+
+    def execute(self, context):
+        settings = context.scene.image_to_3d
+        image = bpy.path.abspath(settings.image_path)
+        if not os.path.isfile(image):
+            self.report({"ERROR"}, f"{image or 'no image chosen'}: no such image file")
             return {"CANCELLED"}
-        name = os.path.splitext(os.path.basename(path))[0]
-        obj = bridge.mesh_object(
-            name, mesh.vertices, mesh.faces, context.scene.cursor.location, context.collection
+        target = runner.user_dir("cache") / f"{Path(image).stem}_mask.png"
+        job = {"image": image, "output": "mask", "result": str(target)}
+        if settings.mask_path:
+            job["mask"] = bpy.path.abspath(settings.mask_path)
+        try:
+            runner.run(job)
+        except ValueError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        name = "Image to 3D mask"
+        old = bpy.data.images.get(name)
+        if old is not None:
+            bpy.data.images.remove(old)
+        mask = bpy.data.images.load(str(target), check_existing=False)
+        mask.name = name
+        mask.preview_ensure()
+        self.report({"INFO"}, f"mask: {target}")
+        return {"FINISHED"}
+
+
+class RECON_OT_install_dependencies(bpy.types.Operator):
+    """Install PyTorch and the other libraries into the extension's own folder"""
+
+    bl_idname = "image_to_3d.install_dependencies"
+    bl_label = "Install dependencies"
+
+    def execute(self, context):
+        import subprocess
+        import sys
+
+        if not bpy.app.online_access:
+            self.report(
+                {"ERROR"},
+                "Online access is off (Preferences > System > Network): "
+                "allow it, or point the add-on at a Python that has torch",
+            )
+            return {"CANCELLED"}
+        prefs = runner.preferences()
+        target = runner.site_packages()
+        index = (
+            "https://download.pytorch.org/whl/cpu"
+            if prefs.torch_build == "cpu"
+            else "https://download.pytorch.org/whl/cu124"
         )
-        self.report({"INFO"}, f"{obj.name}: {len(mesh.faces)} faces")
+        command = [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "--upgrade",
+            "--target",
+            str(target),
+            "--extra-index-url",
+            index,
+            "torch",
+            "numpy<2",
+            "scikit-image",
+            "scipy",
+            "pillow",
+            "safetensors",
+            "tqdm",
+        ]
+        wm = context.window_manager
+        wm.progress_begin(0, 1)
+        completed = subprocess.run(command, capture_output=True, text=True)
+        wm.progress_end()
+        if completed.returncode != 0:
+            tail = [line for line in completed.stderr.splitlines() if line.strip()]
+            self.report({"ERROR"}, f"pip failed: {tail[-1] if tail else completed.returncode}")
+            return {"CANCELLED"}
+        runner.add_site_packages()
+        self.report({"INFO"}, f"installed into {target}; restart Blender if torch was loaded")
         return {"FINISHED"}

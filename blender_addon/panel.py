@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import bpy
 
-from .operators import torch_status
+from .operators import ENCODING_KEY
+from .runner import backend, torch_in_blender
 
 
 class RECON_PT_main(bpy.types.Panel):
@@ -17,14 +18,32 @@ class RECON_PT_main(bpy.types.Panel):
     def draw(self, context):
         layout = self.layout
         settings = context.scene.image_to_3d
-        ok, status = torch_status()
-        layout.label(text=status, icon="CHECKMARK" if ok else "ERROR")
+        kind, status = backend()
+        ready = kind == "worker" or torch_in_blender()[0]
+        layout.label(text=status, icon="CHECKMARK" if ready else "ERROR")
         layout.prop(settings, "image_path")
+        row = layout.row()
+        for name in ("Image to 3D picture", "Image to 3D mask"):
+            image = bpy.data.images.get(name)
+            if image is not None and image.preview:
+                row.template_icon(icon_value=image.preview.icon_id, scale=5.0)
+        row = layout.row(align=True)
+        row.prop(settings, "mask_path")
+        row.operator("image_to_3d.show_mask", text="", icon="HIDE_OFF")
         layout.prop(settings, "model")
+        layout.prop(settings, "output", expand=True)
         col = layout.column(align=True)
         col.prop(settings, "resolution")
         col.prop(settings, "iso")
+        col.prop(settings, "point_count")
         layout.prop(settings, "device")
-        row = layout.row()
-        row.enabled = ok
+        row = layout.row(align=True)
+        row.enabled = ready
         row.operator("image_to_3d.reconstruct", icon="MESH_ICOSPHERE")
+        row.operator("image_to_3d.cancel", text="", icon="CANCEL")
+        if settings.status:
+            layout.progress(factor=settings.progress, text=settings.status)
+        obj = context.active_object
+        if obj is not None and ENCODING_KEY in obj:
+            layout.operator("image_to_3d.reextract", icon="FILE_REFRESH")
+        layout.operator("image_to_3d.batch", icon="FILE_FOLDER")

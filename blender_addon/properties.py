@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import bpy
 
-from .models_index import describe, model_files, package_name
+from .models_index import describe, model_files
+from .runner import preferences
 
 _ITEMS_CACHE: list = []  # Blender needs the enum items kept alive while shown
 
 
 def _model_items(self, context):
-    prefs = context.preferences.addons.get(package_name())
-    user_dir = prefs.preferences.models_dir if prefs else ""
+    prefs = preferences()
+    user_dir = prefs.models_dir if prefs else ""
     items = [(str(p), p.stem, describe(p)) for p in model_files(user_dir)]
     if not items:
         items = [("", "No model found", "Put .safetensors models in the user models folder")]
@@ -19,15 +20,47 @@ def _model_items(self, context):
     return _ITEMS_CACHE
 
 
+def _load_thumbnail(self, context):
+    """Keep the chosen picture loaded so the panel can show its preview."""
+    path = bpy.path.abspath(self.image_path)
+    name = "Image to 3D picture"
+    old = bpy.data.images.get(name)
+    if old is not None:
+        bpy.data.images.remove(old)
+    try:
+        image = bpy.data.images.load(path, check_existing=False)
+    except RuntimeError:
+        return
+    image.name = name
+    image.preview_ensure()
+
+
 class RECON_Settings(bpy.types.PropertyGroup):
     image_path: bpy.props.StringProperty(
         name="Image",
-        description="Picture of one object (alpha is used as its mask)",
+        description="Picture of one object on a transparent or plain background",
+        subtype="FILE_PATH",
+        default="",
+        update=_load_thumbnail,
+    )
+    mask_path: bpy.props.StringProperty(
+        name="Mask",
+        description="Optional mask picture (white = object) overriding alpha or the "
+        "background estimate",
         subtype="FILE_PATH",
         default="",
     )
     model: bpy.props.EnumProperty(
         name="Model", items=_model_items, description="Trained model to reconstruct with"
+    )
+    output: bpy.props.EnumProperty(
+        name="Output",
+        default="mesh",
+        items=[
+            ("mesh", "Mesh", "A closed mesh with colours from the picture"),
+            ("points", "Point cloud", "Points drawn by a Mesh to Points modifier"),
+            ("both", "Both", "A mesh and a point cloud"),
+        ],
     )
     resolution: bpy.props.IntProperty(
         name="Resolution",
@@ -43,6 +76,13 @@ class RECON_Settings(bpy.types.PropertyGroup):
         max=0.99,
         description="Occupancy probability of the surface",
     )
+    point_count: bpy.props.IntProperty(
+        name="Points",
+        default=20000,
+        min=100,
+        max=1_000_000,
+        description="Point cloud size",
+    )
     device: bpy.props.EnumProperty(
         name="Device",
         default="auto",
@@ -53,3 +93,8 @@ class RECON_Settings(bpy.types.PropertyGroup):
             ("mps", "MPS", ""),
         ],
     )
+    progress: bpy.props.FloatProperty(
+        name="Progress", default=0.0, min=0.0, max=1.0, subtype="FACTOR"
+    )
+    status: bpy.props.StringProperty(name="Status", default="")
+    cancel_requested: bpy.props.BoolProperty(default=False)

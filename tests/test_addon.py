@@ -42,20 +42,55 @@ def test_build_fails_on_an_invalid_manifest(tmp_path, monkeypatch):
     assert not list((tmp_path / "dist").glob("*.zip"))
 
 
-def test_install_into_blender_and_reconstruct(tmp_path):
+ROOT = HERE.parent
+BLENDERS = {
+    # version: (Python with that bpy, external Python for the worker or "" for in-process)
+    "5.0.1": (sys.executable, ""),
+    "4.2.23": (str(ROOT / ".venv-bpy42" / "bin" / "python"), sys.executable),
+}
+
+
+@pytest.mark.parametrize("version", sorted(BLENDERS))
+def test_install_into_blender_and_drive_it(tmp_path, version):
+    python, external = BLENDERS[version]
+    if not Path(python).exists():
+        if os.environ.get("CI"):
+            pytest.fail(f"{python} missing: `make test` installs bpy {version} there")
+        pytest.skip(f"no bpy {version} ({python}); `make venv-bpy42` installs it")
     zip_path = build_addon.build(tmp_path / "dist")
     models = tmp_path / "models"
     models.mkdir()
-    octahedron_model(models / "octahedron.safetensors")
+    octahedron_model(models / "good_octahedron.safetensors")
+    (models / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad}")
     picture = np.zeros((200, 300, 4), np.uint8)
     yy, xx = np.mgrid[:200, :300]
     disc = (yy - 100) ** 2 + (xx - 150) ** 2 < 70**2
     picture[disc] = (200, 60, 40, 255)
+    picture[disc & (xx > 150)] = (40, 60, 200, 255)
     image = tmp_path / "red_ball.png"
     Image.fromarray(picture).save(image)
-    result_path, render = tmp_path / "result.json", tmp_path / "render.png"
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    Image.fromarray(picture).save(folder / "a.png")
+    Image.fromarray(picture[:, ::-1].copy()).save(folder / "b.png")
+    renders = ROOT / "out" / "test-artifacts" / f"addon-{version}"
+    renders.mkdir(parents=True, exist_ok=True)
+    settings = {
+        "zip": str(zip_path),
+        "models": str(models),
+        "image": str(image),
+        "folder": str(folder),
+        "result": str(tmp_path / "result.json"),
+        "render_dir": str(renders),
+        "external_python": external,
+        "no_torch_python": "/usr/bin/python3"
+        if Path("/usr/bin/python3").exists()
+        else str(tmp_path / "no-python"),
+    }
+    (tmp_path / "settings.json").write_text(json.dumps(settings))
     home = tmp_path / "blender_home"
     env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
     for var in (
         "BLENDER_USER_RESOURCES",
         "BLENDER_USER_CONFIG",
@@ -64,31 +99,41 @@ def test_install_into_blender_and_reconstruct(tmp_path):
     ):
         env[var] = str(home / var.lower())
     completed = subprocess.run(
-        [
-            sys.executable,
-            str(HERE / "blender" / "drive_addon.py"),
-            str(zip_path),
-            str(models),
-            str(image),
-            str(result_path),
-            str(render),
-        ],
+        [python, str(HERE / "blender" / "drive_addon.py"), str(tmp_path / "settings.json")],
         env=env,
         capture_output=True,
         text=True,
-        timeout=300,
+        timeout=600,
     )
     assert completed.returncode == 0, completed.stderr[-3000:]
-    result = json.loads(result_path.read_text())
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["version"].startswith(version.rsplit(".", 1)[0])
     assert result["enabled"] and result["panel_registered"]
-    assert result["model"].endswith("octahedron.safetensors")
+    assert ("External Python" in result["backend"]) == bool(external)
     assert result["status"] == ["FINISHED"]
     assert result["name"] == "red_ball" and result["selected"]
     assert result["location"] == pytest.approx([1.0, 2.0, 3.0])
     assert result["faces"] > 500 and result["watertight"]
-    assert "no such image file" in result["missing_image"]
-    assert result["scene_unchanged_after_error"]
-    assert result["panel_after_disable"] is False and result["panel_after_enable"] is True
-    assert render.exists() and render.stat().st_size > 1000
-    # nothing was written into the real user profile
-    assert home.exists()
+    assert result["colour_attribute"] == ["Col"] and result["materials"]
+    assert result["reextract"] == ["FINISHED"] and result["reextract_closed"]
+    assert result["reextract_faces"][1] < result["reextract_faces"][0]
+    assert result["points_status"] == ["FINISHED"]
+    points = result["points"]
+    assert points["vertices"] == 3000 and points["faces"] == 0
+    assert points["modifier"] == "NODES" and points["mesh_to_points"]
+    assert {"Col", "radius"} <= set(points["attributes"])
+    assert result["batch_status"] == ["FINISHED"] and result["batch_added"] == 2
+    assert result["cancel"] == {"killed": True, "result_written": False, "scene_unchanged": True}
+    for name, words in [
+        ("missing_image", "no such image file"),
+        ("corrupt_model", "corrupt.safetensors"),
+        ("no_torch", "No module named"),
+    ]:
+        assert words in result[name], (name, result[name])
+        assert result[name + "_scene_unchanged"], name
+    assert result["panel_after_disable"] is False and result["operator_after_disable"] is False
+    assert result["panel_after_enable"] is True
+    assert (renders / "mesh.png").stat().st_size > 1000
+    assert (renders / "points.png").stat().st_size > 1000
+    assert home.exists()  # nothing was written into the real user profile
+    print(json.dumps({k: result[k] for k in ("seconds", "undo", "faces")}))

@@ -1,73 +1,182 @@
 """Run inside a fresh Python with bpy: install the built extension and drive it.
 
-python drive_addon.py ZIP MODEL_DIR IMAGE RESULT_JSON RENDER_PNG
+python drive_addon.py SETTINGS_JSON
+
+SETTINGS: zip, models (folder with one good model), image, folder (pictures for the batch),
+result (JSON written here), render_dir, external_python (a Python with torch, or ""),
+no_torch_python (a Python without torch).
 """
 
 import json
 import sys
+import time
 from pathlib import Path
 
 import bpy
 
-zip_path, model_dir, image, result_path, render_path = sys.argv[1:6]
-result = {}
+settings_in = json.loads(Path(sys.argv[1]).read_text())
+result = {"version": bpy.app.version_string}
 bpy.ops.wm.read_factory_settings(use_empty=True)
 bpy.ops.extensions.package_install_files(
-    filepath=zip_path, repo="user_default", enable_on_install=True
+    filepath=settings_in["zip"], repo="user_default", enable_on_install=True
 )
 module = "bl_ext.user_default.image_to_3d"
 result["enabled"] = module in bpy.context.preferences.addons
 result["panel_registered"] = hasattr(bpy.types, "RECON_PT_main")
-bpy.context.preferences.addons[module].preferences.models_dir = model_dir
+prefs = bpy.context.preferences.addons[module].preferences
+prefs.models_dir = settings_in["models"]
+if settings_in["external_python"]:
+    prefs.python_path = settings_in["external_python"]
+addon = sys.modules[module]
+result["backend"] = addon.runner.backend()[1]
 settings = bpy.context.scene.image_to_3d
-settings.image_path = image
-# the model picker lists the user models folder's checkpoints by path
-settings.model = str(sorted(Path(model_dir).glob("*.safetensors"))[0])
+settings.image_path = settings_in["image"]
+good_model = str(sorted(Path(settings_in["models"]).glob("good*.safetensors"))[0])
+settings.model = good_model
 result["model"] = settings.model
 settings.resolution = 48
 bpy.context.scene.cursor.location = (1.0, 2.0, 3.0)
-objects_before = len(bpy.data.objects)
-result["status"] = list(bpy.ops.image_to_3d.reconstruct())
-obj = bpy.context.view_layer.objects.active
-if obj is not None and len(bpy.data.objects) > objects_before:
-    mesh = obj.data
+
+
+def closed(mesh) -> bool:
     edges = {}
     for polygon in mesh.polygons:
         vs = list(polygon.vertices)
         for a, b in zip(vs, vs[1:] + vs[:1], strict=True):
             key = (min(a, b), max(a, b))
             edges[key] = edges.get(key, 0) + 1
+    return bool(edges) and all(c == 2 for c in edges.values())
+
+
+def attempt(name: str) -> None:
+    """Run the reconstruct operator expecting a one-line error and no scene change."""
+    count = len(bpy.data.objects)
+    try:
+        bpy.ops.image_to_3d.reconstruct()
+        result[name] = "no error"
+    except RuntimeError as exc:
+        result[name] = str(exc).strip().splitlines()[-1]
+    result[name + "_scene_unchanged"] = len(bpy.data.objects) == count
+
+
+def render(name: str, target, engine: str = "BLENDER_WORKBENCH") -> None:
+    scene = bpy.context.scene
+    camera = bpy.data.objects.get("camera")
+    if camera is None:
+        camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
+        scene.collection.objects.link(camera)
+        scene.camera = camera
+    camera.location = (target.location.x + 1.4, target.location.y - 2.2, target.location.z + 1.2)
+    direction = target.location - camera.location
+    camera.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
+    scene.render.engine = engine
+    scene.display.shading.color_type = "VERTEX"
+    if engine == "CYCLES":  # reads the points' colour through the material
+        scene.cycles.samples, scene.cycles.device = 8, "CPU"
+        world = bpy.data.worlds.new("white") if scene.world is None else scene.world
+        world.use_nodes = False
+        world.color = (0.8, 0.8, 0.8)
+        scene.world = world
+        sun = bpy.data.objects.new("sun", bpy.data.lights.new("sun", "SUN"))
+        sun.data.energy = 3.0
+        sun.rotation_euler = (0.6, 0.2, 0.8)
+        scene.collection.objects.link(sun)
+    scene.render.resolution_x = scene.render.resolution_y = 256
+    scene.render.filepath = str(Path(settings_in["render_dir"]) / f"{name}.png")
+    bpy.ops.render.render(write_still=True)
+
+
+# -- a mesh, synchronously (scripts and background mode) ---------------------------------
+objects_before = len(bpy.data.objects)
+tick = time.perf_counter()
+result["status"] = list(bpy.ops.image_to_3d.reconstruct())
+result["seconds"] = time.perf_counter() - tick
+obj = bpy.context.view_layer.objects.active
+if obj is not None and len(bpy.data.objects) > objects_before:
+    mesh = obj.data
     result.update(
         name=obj.name,
         location=list(obj.location),
         faces=len(mesh.polygons),
         vertices=len(mesh.vertices),
-        watertight=all(c == 2 for c in edges.values()),
+        watertight=closed(mesh),
         selected=obj.select_get(),
+        colour_attribute=[a.name for a in mesh.color_attributes],
+        materials=[m.name for m in mesh.materials if m],
     )
-    scene = bpy.context.scene
-    camera = bpy.data.objects.new("camera", bpy.data.cameras.new("camera"))
-    scene.collection.objects.link(camera)
-    scene.camera = camera
-    camera.location = (1.0 + 1.4, 2.0 - 2.2, 3.0 + 1.2)
-    direction = obj.location - camera.location
-    camera.rotation_euler = direction.to_track_quat("-Z", "Y").to_euler()
-    scene.render.engine = "BLENDER_WORKBENCH"
-    scene.render.resolution_x = scene.render.resolution_y = 256
-    scene.render.filepath = render_path
-    bpy.ops.render.render(write_still=True)
-# a bad image gives a one-line error and leaves the scene unchanged
-settings.image_path = image + ".missing.png"
+    render("mesh", obj)
+    # re-extract from the cached encoding at another resolution
+    faces_before = len(obj.data.polygons)
+    result["reextract"] = list(bpy.ops.image_to_3d.reextract(resolution=32, iso=0.5))
+    result["reextract_faces"] = [faces_before, len(obj.data.polygons)]
+    result["reextract_closed"] = closed(obj.data)
+    # undo removes what the operator added
+    try:
+        count = len(bpy.data.objects)
+        bpy.ops.ed.undo_push(message="before")
+        bpy.ops.image_to_3d.reconstruct()
+        added = len(bpy.data.objects) - count
+        bpy.ops.ed.undo()
+        result["undo"] = {"added": added, "after_undo": len(bpy.data.objects) - count}
+    except RuntimeError as exc:
+        result["undo"] = {"error": str(exc).strip().splitlines()[-1]}
+
+# -- a point cloud -------------------------------------------------------------------------
+settings.output = "points"
+settings.point_count = 3000
+bpy.context.scene.cursor.location = (3.0, 0.0, 0.0)
+result["points_status"] = list(bpy.ops.image_to_3d.reconstruct())
+cloud = bpy.context.view_layer.objects.active
+if cloud is not None and cloud.modifiers:
+    modifier = cloud.modifiers[0]
+    nodes = [n.bl_idname for n in modifier.node_group.nodes]
+    result["points"] = {
+        "vertices": len(cloud.data.vertices),
+        "faces": len(cloud.data.polygons),
+        "modifier": modifier.type,
+        "mesh_to_points": "GeometryNodeMeshToPoints" in nodes,
+        "attributes": sorted(a.name for a in cloud.data.attributes),
+    }
+    evaluated = cloud.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    result["points"]["evaluated_points"] = (
+        len(evaluated.data.points) if hasattr(evaluated.data, "points") else -1
+    )
+    render("points", cloud, "CYCLES")
+settings.output = "mesh"
+
+# -- a folder of pictures ------------------------------------------------------------------
 count = len(bpy.data.objects)
-try:
-    bpy.ops.image_to_3d.reconstruct()
-    result["missing_image"] = "no error"
-except RuntimeError as exc:
-    result["missing_image"] = str(exc).strip().splitlines()[-1]
-result["scene_unchanged_after_error"] = len(bpy.data.objects) == count
+result["batch_status"] = list(bpy.ops.image_to_3d.batch(directory=settings_in["folder"]))
+result["batch_added"] = len(bpy.data.objects) - count
+
+# -- cancel: the worker process is killed and nothing reaches the scene ----------------------
+job = addon.operators._job(settings, settings_in["image"])
+if True:  # a worker of the configured Python, or of this one
+    count = len(bpy.data.objects)
+    worker = addon.runner.WorkerJob(job)
+    time.sleep(0.3)
+    worker.cancel()
+    result["cancel"] = {
+        "killed": worker.process.returncode is not None and worker.process.returncode != 0,
+        "result_written": Path(worker.job["result"]).exists(),
+        "scene_unchanged": len(bpy.data.objects) == count,
+    }
+
+# -- bad inputs: one line each, scene unchanged --------------------------------------------
+settings.image_path = settings_in["image"] + ".missing.png"
+attempt("missing_image")
+settings.image_path = settings_in["image"]
+settings.model = str(Path(settings_in["models"]) / "corrupt.safetensors")
+attempt("corrupt_model")
+settings.model = good_model
+prefs.backend, prefs.python_path = "external", settings_in["no_torch_python"]
+attempt("no_torch")
+prefs.backend, prefs.python_path = "auto", settings_in["external_python"]
+
 bpy.ops.preferences.addon_disable(module=module)
 result["panel_after_disable"] = hasattr(bpy.types, "RECON_PT_main")
+result["operator_after_disable"] = hasattr(bpy.types, "IMAGE_TO_3D_OT_reconstruct")
 bpy.ops.preferences.addon_enable(module=module)
 result["panel_after_enable"] = hasattr(bpy.types, "RECON_PT_main")
-with open(result_path, "w") as handle:
+with open(settings_in["result"], "w") as handle:
     json.dump(result, handle)

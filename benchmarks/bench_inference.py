@@ -1,0 +1,89 @@
+"""Inference latency of the bundled models, as a user gets it: picture file -> coloured mesh
+or point cloud, on this machine's CPU.
+
+    python benchmarks/bench_inference.py [--picture examples/armchair.png]
+
+Cold start: a fresh process importing the library, loading the model and producing its
+first result (the time to import torch is shown apart). Warm: the same call again, median of
+``--repeats``. Each case runs in its own process so its peak memory (maximum resident set)
+is its own. Targets on a 2-core CPU: warm mesh 128^3 <= 1.0 s, 256^3 <= 3.0 s, point cloud
+<= 0.3 s, cold start <= 3 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def child(case: str, args) -> dict:
+    tick = time.perf_counter()
+    import torch  # noqa: F401
+
+    import_s = time.perf_counter() - tick
+    from timing import median_seconds, peak_mb
+
+    from recon_core.inference import Reconstructor
+    from recon_core.picture import read_picture
+
+    model_name, output, resolution = case.split("-")
+    resolution = int(resolution)
+
+    tick = time.perf_counter()
+    model = Reconstructor(model_name, "cpu")
+
+    def once():
+        encoded = model.encode_picture(read_picture(args.picture))
+        if output == "mesh":
+            result = model.coloured_mesh(encoded, resolution)
+            return len(result.faces)
+        return len(model.coloured_points(encoded).points)
+
+    size = once()
+    cold = time.perf_counter() - tick
+    warm = median_seconds(once, args.repeats)
+    return {"import_s": import_s, "cold_s": cold, "warm_s": warm, "size": size,
+            "peak_mb": peak_mb()}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--picture", type=Path, default=ROOT / "examples" / "armchair.png")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(child(args.child, args)))
+        return 0
+    import torch
+
+    print(f"picture {args.picture.name}, CPU, {torch.get_num_threads()} threads, "
+          f"median of {args.repeats} warm runs")
+    print("| case | cold start s (load + first) | warm s | target warm s | result | "
+          "peak MB |")
+    print("|---|---:|---:|---:|---|---:|")
+    cases = [("implicit-mesh-128", 1.0, "faces"), ("implicit-mesh-256", 3.0, "faces"),
+             ("pointcloud-points-0", 0.3, "points"), ("pointcloud-mesh-128", None, "faces")]
+    for case, target, unit in cases:
+        command = [sys.executable, __file__, "--child", case, "--picture", str(args.picture),
+                   "--repeats", str(args.repeats)]
+        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+        r = json.loads(out.strip().splitlines()[-1])
+        label = case.replace("-0", "").replace("-", " ")
+        print(f"| {label} | {r['cold_s']:.2f} (+ import torch {r['import_s']:.2f}) | "
+              f"{r['warm_s']:.3f} | {target if target else '-'} | {r['size']:,} {unit} | "
+              f"{r['peak_mb']:.0f} |", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,205 @@
+"""Where reconstructions run: in Blender's own Python when torch is importable there, or in a
+worker process (``python -m recon_core.worker``) of Blender's or an external interpreter.
+
+A worker job reports its stages on stdout; `WorkerJob.poll` reads them without blocking, so
+a modal operator can show progress and cancel (the process is killed; its result file is
+written atomically, so nothing half-written is ever read)."""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import tempfile
+import threading
+from pathlib import Path
+
+ADDON_DIR = Path(__file__).resolve().parent
+_MODEL_CACHE: dict = {}
+
+
+def package_name() -> str:
+    return __package__ or "image_to_3d"
+
+
+def preferences():
+    import bpy
+
+    addon = bpy.context.preferences.addons.get(package_name())
+    return addon.preferences if addon else None
+
+
+def library_dir() -> Path:
+    """The folder holding ``recon_core`` (vendored beside the add-on, or the checkout)."""
+    for candidate in (ADDON_DIR, ADDON_DIR.parent):
+        if (candidate / "recon_core").is_dir():
+            return candidate
+    return ADDON_DIR
+
+
+def user_dir(name: str) -> Path:
+    """A writable folder of the extension's own (``bpy.utils.extension_path_user``), or a
+    temporary one when the add-on runs from a checkout."""
+    import bpy
+
+    try:
+        return Path(bpy.utils.extension_path_user(package_name(), path=name, create=True))
+    except (ValueError, RuntimeError, AttributeError):
+        path = Path(tempfile.gettempdir()) / "image_to_3d" / name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def site_packages() -> Path:
+    """Where "Install dependencies" puts torch and friends."""
+    return user_dir("site-packages")
+
+
+def add_site_packages() -> None:
+    path = str(site_packages())
+    if os.path.isdir(path) and path not in sys.path:
+        sys.path.append(path)
+
+
+def torch_in_blender() -> tuple[bool, str]:
+    try:
+        import torch
+    except ImportError:
+        return False, "PyTorch is not installed in Blender's Python"
+    return True, f"PyTorch {torch.__version__} in Blender's Python"
+
+
+def backend() -> tuple[str, str]:
+    """("inprocess" or "worker", a one-line description of what will run)."""
+    prefs = preferences()
+    choice = prefs.backend if prefs else "auto"
+    external = bpy_abspath(prefs.python_path) if prefs and prefs.python_path else ""
+    if choice == "external":
+        if not external:
+            return "worker", "External Python: no interpreter set in the preferences"
+        return "worker", f"External Python: {external}"
+    ok, status = torch_in_blender()
+    if ok:
+        return "inprocess", status
+    if choice == "auto" and external:
+        return "worker", f"External Python: {external}"
+    return "inprocess", status
+
+
+def bpy_abspath(path: str) -> str:
+    import bpy
+
+    return bpy.path.abspath(path) if path else ""
+
+
+def worker_python() -> str:
+    prefs = preferences()
+    if prefs and prefs.python_path:
+        return bpy_abspath(prefs.python_path)
+    return sys.executable
+
+
+def run_inprocess(job: dict, report=None) -> dict:
+    """Run a job in Blender's Python; raises ValueError with a one-line message."""
+    add_site_packages()
+    try:
+        from recon_core.worker import run_job
+    except ImportError as exc:
+        raise ValueError(f"cannot run here: {exc}") from None
+    try:
+        return run_job(job, report, _MODEL_CACHE)
+    except (ValueError, OSError, RuntimeError) as exc:
+        raise ValueError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
+
+
+class WorkerJob:
+    """A job in a worker process."""
+
+    def __init__(self, job: dict):
+        folder = Path(tempfile.mkdtemp(prefix="image_to_3d_"))
+        self.job = dict(job)
+        self.job.setdefault("result", str(folder / "result.npz"))
+        self.job_path = folder / "job.json"
+        self.job_path.write_text(json.dumps(self.job), "utf-8")
+        env = dict(os.environ)
+        paths = [str(library_dir()), str(site_packages())]
+        env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        python = worker_python()
+        if not os.path.isfile(python):
+            raise ValueError(f"{python}: no such Python interpreter")
+        self.process = subprocess.Popen(
+            [python, "-m", "recon_core.worker", str(self.job_path)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
+        )
+        self.lines: queue.Queue = queue.Queue()
+        self.stderr: list[str] = []
+        threading.Thread(target=self._read, args=(self.process.stdout, True), daemon=True).start()
+        threading.Thread(target=self._read, args=(self.process.stderr, False), daemon=True).start()
+        self.stage, self.progress, self.error, self.done = "starting", 0.0, None, False
+
+    def _read(self, stream, is_stdout: bool) -> None:
+        for line in stream:
+            if is_stdout:
+                self.lines.put(line)
+            else:
+                self.stderr.append(line.rstrip())
+
+    def poll(self) -> bool:
+        """Update stage/progress; True once the job has finished (done or error)."""
+        while True:
+            try:
+                line = self.lines.get_nowait()
+            except queue.Empty:
+                break
+            try:
+                message = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            if "stage" in message:
+                self.stage, self.progress = message["stage"], float(message["progress"])
+            elif "error" in message:
+                self.error = message["error"]
+            elif "done" in message:
+                self.done = True
+        if self.process.poll() is None:
+            return False
+        if self.lines.qsize():  # lines still buffered: read them on the next poll
+            return False
+        if not self.done and self.error is None:
+            tail = [line for line in self.stderr if line.strip()]
+            code = self.process.returncode
+            self.error = tail[-1] if tail else f"the worker stopped (exit {code})"
+        return True
+
+    def wait(self, timeout: float | None = None) -> None:
+        self.process.wait(timeout)
+        while not self.poll():
+            pass
+
+    def cancel(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+    def result(self) -> dict:
+        import numpy as np
+
+        with np.load(self.job["result"]) as data:
+            return {k: data[k] for k in data.files}
+
+
+def run(job: dict) -> dict:
+    """Run a job to the end with the active backend (scripts and background mode)."""
+    kind, _ = backend()
+    if kind == "inprocess":
+        return run_inprocess(job)
+    worker = WorkerJob(job)
+    worker.wait()
+    if worker.error:
+        raise ValueError(worker.error)
+    return worker.result()
