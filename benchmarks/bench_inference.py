@@ -50,13 +50,19 @@ def child(case: str, args) -> dict:
     size = once()
     cold = time.perf_counter() - tick
     warm = median_seconds(once, args.repeats)
-    return {"import_s": import_s, "cold_s": cold, "warm_s": warm, "size": size,
-            "peak_mb": peak_mb()}
+    return {
+        "import_s": import_s,
+        "cold_s": cold,
+        "warm_s": warm,
+        "size": size,
+        "peak_mb": peak_mb(),
+    }
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--picture", type=Path, default=ROOT / "examples" / "armchair.png")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--child", help=argparse.SUPPRESS)
@@ -66,22 +72,38 @@ def main(argv=None) -> int:
         return 0
     import torch
 
-    print(f"picture {args.picture.name}, CPU, {torch.get_num_threads()} threads, "
-          f"median of {args.repeats} warm runs")
-    print("| case | cold start s (load + first) | warm s | target warm s | result | "
-          "peak MB |")
+    print(
+        f"picture {args.picture.name}, CPU, {torch.get_num_threads()} threads, "
+        f"median of {args.repeats} warm runs"
+    )
+    print("| case | cold start s (load + first) | warm s | target warm s | result | peak MB |")
     print("|---|---:|---:|---:|---|---:|")
-    cases = [("implicit-mesh-128", 1.0, "faces"), ("implicit-mesh-256", 3.0, "faces"),
-             ("pointcloud-points-0", 0.3, "points"), ("pointcloud-mesh-128", None, "faces")]
+    cases = [
+        ("implicit-mesh-128", 1.0, "faces"),
+        ("implicit-mesh-256", 3.0, "faces"),
+        ("pointcloud-points-0", 0.3, "points"),
+        ("pointcloud-mesh-128", None, "faces"),
+    ]
     for case, target, unit in cases:
-        command = [sys.executable, __file__, "--child", case, "--picture", str(args.picture),
-                   "--repeats", str(args.repeats)]
+        command = [
+            sys.executable,
+            __file__,
+            "--child",
+            case,
+            "--picture",
+            str(args.picture),
+            "--repeats",
+            str(args.repeats),
+        ]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
         label = case.replace("-0", "").replace("-", " ")
-        print(f"| {label} | {r['cold_s']:.2f} (+ import torch {r['import_s']:.2f}) | "
-              f"{r['warm_s']:.3f} | {target if target else '-'} | {r['size']:,} {unit} | "
-              f"{r['peak_mb']:.0f} |", flush=True)
+        print(
+            f"| {label} | {r['cold_s']:.2f} (+ import torch {r['import_s']:.2f}) | "
+            f"{r['warm_s']:.3f} | {target if target else '-'} | {r['size']:,} {unit} | "
+            f"{r['peak_mb']:.0f} |",
+            flush=True,
+        )
     return 0
 
 
