@@ -19,7 +19,8 @@ def mesh_from_points(
     The points mark the vertices of an (R+1)^3 grid over the padded box; a morphological
     closing of ``closing`` cells (default: enough to bridge the cloud's typical point
     spacing) joins them into a shell, whose inside is then filled; a Gaussian blur of
-    ``smooth`` cells rounds the voxel steps before marching cubes at 0.5."""
+    ``smooth`` cells rounds the voxel steps (never emptying an occupied voxel, so a sheet one
+    cell thick survives) before marching cubes at 0.5."""
     from scipy import ndimage
     from scipy.spatial import cKDTree
 
@@ -42,6 +43,6 @@ def mesh_from_points(
     grid = ndimage.binary_closing(grid, ndimage.generate_binary_structure(3, 1), closing)
     grid = ndimage.binary_fill_holes(grid)[margin:-margin, margin:-margin, margin:-margin]
     values = grid.astype(np.float32)
-    if smooth > 0:
-        values = ndimage.gaussian_filter(values, smooth)
+    if smooth > 0:  # rounds the voxel steps; occupied voxels stay inside (thin sheets too)
+        values = np.maximum(ndimage.gaussian_filter(values, smooth), 0.55 * values)
     return marching_cubes(values, 0.5)

@@ -27,3 +27,25 @@ def octahedron_model(path: Path) -> Path:
         path, config, model.state_dict(), {"categories": ["test"], "step": 0, "metrics": {}}
     )
     return path
+
+
+def disc_cloud_model(path: Path) -> Path:
+    """A point-cloud model that ignores the picture: every fixed view predicts a disc of
+    radius 0.3 in the plane through the origin facing it (depth 1, the views' distance),
+    so the fused cloud is a known star of discs."""
+    config = preset("pointcloud-smoke")
+    method = METHODS["pointcloud"](config)
+    model = method.build_model()
+    with torch.no_grad():
+        model.head.weight.zero_()
+        model.head.bias.zero_()
+        grid = model.pixel_bias[:, 0:2]
+        inside = grid[:, 0] ** 2 + grid[:, 1] ** 2 < 0.3**2
+        model.pixel_bias[:, 3] = torch.where(inside, 5.0, -5.0)
+    save_checkpoint(
+        path,
+        config,
+        model.state_dict(),
+        {"categories": ["test"], "step": 0, "metrics": {}, **method.info()},
+    )
+    return path

@@ -209,3 +209,17 @@ def test_models_lists_user_models_with_their_method(tmp_path, monkeypatch, capsy
     assert cli.main(["models"]) == 0
     text = capsys.readouterr().out
     assert "octa" in text and "implicit" in text and "broken" in text and "unreadable" in text
+
+
+def test_a_point_cloud_model_gives_coloured_points_and_a_closed_mesh(tmp_path, picture):
+    from helpers import disc_cloud_model
+
+    model = disc_cloud_model(tmp_path / "discs.safetensors")
+    out = tmp_path / "out"
+    assert _run(picture, "--model", model, "--output-dir", out, "--format", "ply") == 0
+    cloud = trimesh.load(out / "green box_points.ply", process=False)
+    radius = np.linalg.norm(cloud.vertices, axis=1)
+    assert len(cloud.vertices) > 1000 and radius.max() < 0.32  # the discs, nothing else
+    assert np.abs(cloud.visual.vertex_colors[:, :3].astype(int) - [40, 160, 90]).max() <= 2
+    mesh = trimesh.load(out / "green box.ply", process=False)
+    assert mesh.is_watertight and np.linalg.norm(mesh.vertices, axis=1).max() < 0.36
