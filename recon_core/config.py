@@ -382,7 +382,7 @@ def _implicit_bundled() -> TrainConfig:
     config = _implicit()
     config.data = DataConfig(batch_size=16, workers=1, occupancy_points=2048)
     config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
-    config.stages = [StageConfig("occupancy", 5000, {"occupancy": 1.0})]
+    config.stages = [StageConfig("occupancy", 7000, {"occupancy": 1.0})]
     config.preview_every, config.checkpoint_every = 0, 250
     return config
 

@@ -110,3 +110,57 @@ def test_implicit_overfits_eight_shapes(eight_shapes, tmp_path):
         assert stats.points_evaluated < 0.3 * dense_stats.points_evaluated
         assert torch.equal(fast > 0, dense > 0)
         assert len(marching_cubes(fast.numpy()).faces) == len(marching_cubes(dense.numpy()).faces)
+
+
+OVERFIT_POINTCLOUD = [
+    "--preset",
+    "pointcloud-smoke",
+    "--set",
+    'data.splits=["train","val","test"]',
+    "--set",
+    "stages.0.steps=1500",
+    "--set",
+    "stages.1.steps=1500",
+    "--set",
+    "data.batch_size=8",
+    "--no-progress",
+]
+
+
+@pytest.mark.slow
+def test_pointcloud_overfits_eight_shapes(eight_shapes, tmp_path):
+    run = tmp_path / "run"
+    assert (
+        train.main(
+            [
+                "--method",
+                "pointcloud",
+                "--data",
+                str(eight_shapes),
+                "--out",
+                str(run),
+                *OVERFIT_POINTCLOUD,
+            ]
+        )
+        == 0
+    )
+    report = tmp_path / "report"
+    assert (
+        evaluate.main(
+            [
+                "--model",
+                str(run / "model.safetensors"),
+                "--data",
+                str(eight_shapes),
+                "--split",
+                "all",
+                "--report",
+                str(report),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
+    mean = json.loads((report / "metrics.json").read_text())["mean_over_categories"]
+    assert mean["shapes"] == 8
+    assert mean["pred_to_gt_x100"] < 1.0 and mean["gt_to_pred_x100"] < 1.0, mean
