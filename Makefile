@@ -20,8 +20,8 @@ $(STAMP): pyproject.toml constraints.txt
 EXAMPLES := $(wildcard examples/*.png examples/*.jpg)
 demo: $(STAMP)
 	$(BIN)/recon3d models
-	$(BIN)/recon3d reconstruct $(EXAMPLES) --model implicit --output-dir out/demo/implicit
-	$(BIN)/recon3d reconstruct $(EXAMPLES) --model pointcloud --output-dir out/demo/pointcloud
+	-$(BIN)/recon3d reconstruct $(EXAMPLES) --model implicit --output-dir out/demo/implicit
+	-$(BIN)/recon3d reconstruct $(EXAMPLES) --model pointcloud --output-dir out/demo/pointcloud
 	@echo "Results and *_preview.png in out/demo/implicit and out/demo/pointcloud"
 
 # The bundled models from scratch: download and prepare the data, train both models side by
