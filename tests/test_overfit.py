@@ -59,41 +59,20 @@ def eight_shapes(tmp_path_factory):
     return out
 
 
+def _train_and_evaluate(method: str, data, tmp_path, options: list[str]):
+    """Train on every split of ``data``, evaluate on all of it; (run folder, metrics)."""
+    run, report = tmp_path / "run", tmp_path / "report"
+    command = ["--method", method, "--data", str(data), "--out", str(run), *options]
+    assert train.main(command) == 0
+    model = str(run / "model.safetensors")
+    command = ["--model", model, "--data", str(data), "--split", "all", "--report", str(report)]
+    assert evaluate.main([*command, "--no-progress"]) == 0
+    return run, json.loads((report / "metrics.json").read_text())
+
+
 @pytest.mark.slow
 def test_implicit_overfits_eight_shapes(eight_shapes, tmp_path):
-    run = tmp_path / "run"
-    assert (
-        train.main(
-            [
-                "--method",
-                "implicit",
-                "--data",
-                str(eight_shapes),
-                "--out",
-                str(run),
-                *OVERFIT_IMPLICIT,
-            ]
-        )
-        == 0
-    )
-    report = tmp_path / "report"
-    assert (
-        evaluate.main(
-            [
-                "--model",
-                str(run / "model.safetensors"),
-                "--data",
-                str(eight_shapes),
-                "--split",
-                "all",
-                "--report",
-                str(report),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    metrics = json.loads((report / "metrics.json").read_text())
+    run, metrics = _train_and_evaluate("implicit", eight_shapes, tmp_path, OVERFIT_IMPLICIT)
     assert metrics["mean_over_categories"]["shapes"] == 8
     assert metrics["mean_over_categories"]["iou"] >= 0.85, metrics["mean_over_categories"]
     # coarse-to-fine extraction equals dense evaluation for this trained decoder too
@@ -134,38 +113,7 @@ OVERFIT_POINTCLOUD = [
     "and GT->pred 2.95 (x100), F@2% 0.63, against < 1.0",
 )
 def test_pointcloud_overfits_eight_shapes(eight_shapes, tmp_path):
-    run = tmp_path / "run"
-    assert (
-        train.main(
-            [
-                "--method",
-                "pointcloud",
-                "--data",
-                str(eight_shapes),
-                "--out",
-                str(run),
-                *OVERFIT_POINTCLOUD,
-            ]
-        )
-        == 0
-    )
-    report = tmp_path / "report"
-    assert (
-        evaluate.main(
-            [
-                "--model",
-                str(run / "model.safetensors"),
-                "--data",
-                str(eight_shapes),
-                "--split",
-                "all",
-                "--report",
-                str(report),
-                "--no-progress",
-            ]
-        )
-        == 0
-    )
-    mean = json.loads((report / "metrics.json").read_text())["mean_over_categories"]
+    _, metrics = _train_and_evaluate("pointcloud", eight_shapes, tmp_path, OVERFIT_POINTCLOUD)
+    mean = metrics["mean_over_categories"]
     assert mean["shapes"] == 8
     assert mean["pred_to_gt_x100"] < 1.0 and mean["gt_to_pred_x100"] < 1.0, mean
