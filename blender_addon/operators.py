@@ -107,13 +107,19 @@ class RECON_OT_reconstruct(bpy.types.Operator):
         settings.status = "Done"
         return {"FINISHED"}
 
-    def execute(self, context):  # scripts and background mode: runs to the end
+    def _prepare(self, context) -> bool:
+        """Check the settings and build the job; False (after reporting) when they fail."""
         settings = context.scene.image_to_3d
         problem = _check(settings)
         if problem:
             self.report({"ERROR"}, problem)
-            return {"CANCELLED"}
+            return False
         self._job = _job(settings, bpy.path.abspath(settings.image_path))
+        return True
+
+    def execute(self, context):  # scripts and background mode: runs to the end
+        if not self._prepare(context):
+            return {"CANCELLED"}
         try:
             result = runner.run(self._job)
         except ValueError as exc:
@@ -122,12 +128,9 @@ class RECON_OT_reconstruct(bpy.types.Operator):
         return self._finish(context, result)
 
     def invoke(self, context, event):  # the button: a worker process, progress, Esc
-        settings = context.scene.image_to_3d
-        problem = _check(settings)
-        if problem:
-            self.report({"ERROR"}, problem)
+        if not self._prepare(context):
             return {"CANCELLED"}
-        self._job = _job(settings, bpy.path.abspath(settings.image_path))
+        settings = context.scene.image_to_3d
         try:
             self._worker = runner.WorkerJob(self._job)
         except ValueError as exc:
@@ -227,10 +230,8 @@ class RECON_OT_reextract(bpy.types.Operator):
                 old.name, result["vertices"], result["faces"], result.get("colours")
             )
         else:
-            mesh = bridge.new_mesh(old.name, result["points"], None, result.get("point_colours"))
-            radius = mesh.attributes.new("radius", "FLOAT", "POINT")
-            radius.data.foreach_set("value", [0.004] * len(mesh.vertices))
-            obj.data = mesh
+            obj.data = bridge.new_points_mesh(old.name, result["points"],
+                                              result.get("point_colours"))
         if old.users == 0:
             bpy.data.meshes.remove(old)
         self.report({"INFO"}, f"{obj.name}: {len(obj.data.polygons)} faces")

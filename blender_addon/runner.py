@@ -7,6 +7,7 @@ written atomically, so nothing half-written is ever read)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import queue
@@ -61,9 +62,13 @@ def add_site_packages() -> None:
     path = str(site_packages())
     if os.path.isdir(path) and path not in sys.path:
         sys.path.append(path)
+        torch_in_blender.cache_clear()
 
 
+@functools.cache
 def torch_in_blender() -> tuple[bool, str]:
+    """Whether torch imports in Blender's Python. Cached: the panel asks on every redraw,
+    and a failed import searches the whole path each time (`add_site_packages` clears it)."""
     try:
         import torch
     except ImportError:

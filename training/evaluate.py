@@ -123,11 +123,7 @@ def evaluate(
         extrinsics, intrinsic = arrays["fixed_extrinsics"], arrays["fixed_intrinsics"]
         size = arrays["fixed_depth"].shape[-1]
         if method == "implicit":
-            uniform = int(meta["uniform_count"])
-            points = arrays["occupancy_points"][:uniform].astype(np.float64)
-            labels = np.unpackbits(
-                arrays["occupancy_labels"], count=len(arrays["occupancy_points"])
-            )[:uniform].astype(bool)
+            points, labels = _uniform_samples(arrays, meta)
             try:
                 mesh, _ = reconstructor.mesh(encoded, resolution)
             except ExtractionError:
@@ -206,16 +202,22 @@ def evaluate(
     return metrics
 
 
+def _uniform_samples(arrays, meta) -> tuple[np.ndarray, np.ndarray]:
+    """A record's uniform occupancy samples (IoU is measured on them) and their labels."""
+    uniform = int(meta["uniform_count"])
+    points = arrays["occupancy_points"][:uniform].astype(np.float64)
+    labels = np.unpackbits(arrays["occupancy_labels"], count=len(arrays["occupancy_points"]))
+    return points, labels[:uniform].astype(bool)
+
+
 def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> dict:
     """Metrics of the retrieved training shape against the test shape."""
     found, silhouette_iou = baseline.query(arrays["renders"][view][..., 3])
     shape = baseline.shape(found)
     result = {"id": entry["id"], "category": entry["category"], "retrieved": found["id"]}
     if method == "implicit":
-        uniform = int(meta["uniform_count"])
-        points = arrays["occupancy_points"][:uniform].astype(np.float64)
-        labels = np.unpackbits(arrays["occupancy_labels"], count=len(arrays["occupancy_points"]))
-        result["iou"] = iou(baseline.inside(shape, points), labels[:uniform].astype(bool))
+        points, labels = _uniform_samples(arrays, meta)
+        result["iou"] = iou(baseline.inside(shape, points), labels)
         result.update(
             surface_metrics(
                 shape["surface_points"],
