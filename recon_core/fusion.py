@@ -41,13 +41,16 @@ def fuse(xyz: torch.Tensor, extrinsics: torch.Tensor) -> torch.Tensor:
 
     xyz: (B, N, 3, S, S) camera-frame (x, y, depth) per view; extrinsics: (N, 4, 4)
     world-to-camera of the fixed views. Returns (B, N*S*S, 3), view-major then row-major."""
-    batch, views = xyz.shape[:2]
-    cam = xyz.flatten(3).transpose(2, 3)  # (B, N, S*S, 3)
-    cam = torch.cat([cam[..., :2], -cam[..., 2:3]], dim=-1)
-    rotation = extrinsics[:, :3, :3].to(cam.dtype)
-    translation = extrinsics[:, :3, 3].to(cam.dtype)
-    world = (cam - translation[None, :, None, :]) @ rotation[None]  # R^T (c - t), row form
-    return world.reshape(batch, -1, 3)
+    batch, views, _, rows, cols = xyz.shape
+    rotation = extrinsics[:, :3, :3].to(xyz.dtype)
+    translation = extrinsics[:, :3, 3:].to(xyz.dtype)
+    # world = R^T (c - t) with c = (x, y, -depth): one (3, 3) x (3, S*S) product per view
+    # on the contiguous coordinate planes, then a single transpose to point rows
+    flip = torch.tensor([1.0, 1.0, -1.0], dtype=xyz.dtype, device=xyz.device)
+    linear = rotation.transpose(1, 2) * flip
+    offset = -(rotation.transpose(1, 2) @ translation)
+    world = torch.matmul(linear, xyz.reshape(batch, views, 3, rows * cols)) + offset
+    return world.transpose(2, 3).reshape(batch, views * rows * cols, 3)
 
 
 class RenderedViews(NamedTuple):
@@ -61,6 +64,12 @@ class RenderedViews(NamedTuple):
     """True where at least one point landed in the pixel."""
     collision: torch.Tensor
     """True where the winning sub-pixel received more than one point."""
+
+
+_NO_POINT = torch.iinfo(torch.int64).max
+_CHUNK = 1 << 20
+"""Point-view pairs projected at a time: a few MB per temporary, so the dozen passes over
+them run in cache instead of streaming the whole batch through memory each time."""
 
 
 def pseudo_render(
@@ -87,6 +96,7 @@ def pseudo_render(
     views = extrinsics.shape[1]
     device = points.device
     shape = (batch, views, size, size)
+    pixels = size * size
     if count == 0:  # an empty cloud renders nothing
         empty = torch.zeros(shape, dtype=torch.bool, device=device)
         return RenderedViews(
@@ -98,72 +108,83 @@ def pseudo_render(
     intrinsic = torch.as_tensor(np.asarray(intrinsic), dtype=points.dtype, device=device)
     rotation = extrinsics[..., :3, :3].to(points.dtype)
     translation = extrinsics[..., :3, 3].to(points.dtype)
-    pixels = size * size
     with torch.no_grad():
-        # one batched product gives fine-pixel u, v and depth for every point and view
-        fine = size * upsample
-        scale_u, scale_v = intrinsic[0, 0] * upsample, -intrinsic[1, 1] * upsample
-        matrix = torch.empty(batch, views, 3, 4, dtype=points.dtype, device=device)
-        matrix[:, :, 0, :3] = scale_u * rotation[:, :, 0]
-        matrix[:, :, 0, 3] = scale_u * translation[:, :, 0] + intrinsic[0, 2] * upsample
-        matrix[:, :, 1, :3] = scale_v * rotation[:, :, 1]
-        matrix[:, :, 1, 3] = scale_v * translation[:, :, 1] + intrinsic[1, 2] * upsample
-        matrix[:, :, 2, :3] = -rotation[:, :, 2]
-        matrix[:, :, 2, 3] = -translation[:, :, 2]
-        homogeneous = torch.cat([points.detach(), torch.ones_like(points[..., :1])], dim=-1)
-        projected = torch.bmm(matrix.view(batch, views * 3, 4), homogeneous.transpose(1, 2))
-        projected = projected.view(batch, views, 3, count)
-        fu, fv, depth = projected[:, :, 0].floor_(), projected[:, :, 1].floor_(), projected[:, :, 2]
-        valid = (fu >= 0) & (fu < fine) & (fv >= 0) & (fv < fine) & (depth > 0)
-        fu = fu.clamp_(0, fine - 1).to(torch.int32)
-        fv = fv.clamp_(0, fine - 1).to(torch.int32)
-        cu = torch.div(fu, upsample, rounding_mode="floor")
-        cv = torch.div(fv, upsample, rounding_mode="floor")
-        sub = (fv - cv * upsample) * upsample + (fu - cu * upsample)
-        del fu, fv
-        view = torch.arange(batch * views, device=device, dtype=torch.int32).view(batch, views, 1)
-        total = batch * views * pixels
-        coarse = torch.where(valid, view * pixels + cv * size + cu, total).to(torch.int64)
-        del cu, cv, valid  # invalid points went to the spare bin ``total``
-        # float32 depth bits order like the depths themselves (all positive here)
-        key = depth.to(torch.float32).view(torch.int32).to(torch.int64)
-        key <<= 32
-        key |= torch.arange(count, device=device).view(1, 1, count)
-        winner_key = torch.full(
-            (total + 1,), torch.iinfo(torch.int64).max, dtype=torch.int64, device=device
-        )
-        winner_key.scatter_reduce_(0, coarse.reshape(-1), key.reshape(-1), reduce="amin")
-        del key, projected, depth
-        winner_key = winner_key[:total]
-        hit = winner_key != torch.iinfo(torch.int64).max
-        winner = torch.where(hit, winner_key & 0xFFFFFFFF, 0).view(batch * views, pixels)
-        # points in the winner's fine pixel: same output pixel and same sub-pixel
-        sub_flat = sub.view(batch * views, count)
-        winner_sub = torch.cat(
-            [
-                sub_flat.gather(1, winner).reshape(-1),
-                torch.full((1,), -1, device=device, dtype=sub.dtype),
-            ]
-        )
-        same = (sub.reshape(-1) == winner_sub[coarse.reshape(-1)]).to(torch.int32)
-        landed = torch.zeros(total + 1, dtype=torch.int32, device=device)
-        landed.scatter_add_(0, coarse.reshape(-1), same)
-        collision = (landed[:total] > 1) & hit
-        batch_of = torch.arange(batch, device=device).repeat_interleave(views * pixels)
-    winner = winner.reshape(-1)
-    chosen = points[batch_of, winner]  # (B*K*S*S, 3): differentiable in the winners only
-    axis = rotation[..., 2, :].reshape(batch * views, 1, 3).expand(-1, pixels, -1)
-    offset = translation[..., 2].reshape(batch * views, 1).expand(-1, pixels)
-    win_depth = -((axis.reshape(-1, 3) * chosen).sum(-1) + offset.reshape(-1))
-    zero = torch.zeros((), dtype=points.dtype, device=device)
-    out_depth = torch.where(hit, win_depth, zero)
-    logits = mask_logit[batch_of, winner]
-    out_logit = torch.where(
-        hit, logits, torch.full((), EMPTY_LOGIT, dtype=logits.dtype, device=device)
-    )
+        matrix = _fine_projection(rotation, translation, intrinsic, upsample)
+        step = max(1, _CHUNK // (views * count))
+        parts = [
+            _winners(points[i : i + step].detach(), matrix[i : i + step], size, upsample)
+            for i in range(0, batch, step)
+        ]
+        winner, hit, collision = (torch.cat(part) for part in zip(*parts, strict=True))
+        first = torch.arange(batch, device=device).repeat_interleave(views * pixels) * count
+        winner += first  # row of the winner in points.reshape(-1, 3)
+    hit = hit.view(batch, views, pixels)
+    chosen = points.reshape(-1, 3).index_select(0, winner).view(batch, views, pixels, 3)
+    axis = rotation[:, :, None, 2, :]  # depth = -(R_z . p + t_z)
+    depth = -((chosen * axis).sum(-1) + translation[..., 2:3])
+    out_depth = torch.where(hit, depth, torch.zeros((), dtype=depth.dtype, device=device))
+    logits = mask_logit.reshape(-1).index_select(0, winner).view(batch, views, pixels)
+    empty_logit = torch.full((), EMPTY_LOGIT, dtype=logits.dtype, device=device)
+    out_logit = torch.where(hit, logits, empty_logit)
     return RenderedViews(
         out_depth.view(shape), out_logit.view(shape), hit.view(shape), collision.view(shape)
     )
+
+
+def _fine_projection(rotation, translation, intrinsic, upsample: int) -> torch.Tensor:
+    """(B, K, 3, 4) matrices taking an object-frame point to (fine u, fine v, depth)."""
+    batch, views = rotation.shape[:2]
+    scale_u, scale_v = intrinsic[0, 0] * upsample, -intrinsic[1, 1] * upsample
+    matrix = torch.empty(batch, views, 3, 4, dtype=rotation.dtype, device=rotation.device)
+    matrix[:, :, 0, :3] = scale_u * rotation[:, :, 0]
+    matrix[:, :, 0, 3] = scale_u * translation[:, :, 0] + intrinsic[0, 2] * upsample
+    matrix[:, :, 1, :3] = scale_v * rotation[:, :, 1]
+    matrix[:, :, 1, 3] = scale_v * translation[:, :, 1] + intrinsic[1, 2] * upsample
+    matrix[:, :, 2, :3] = -rotation[:, :, 2]
+    matrix[:, :, 2, 3] = -translation[:, :, 2]
+    return matrix
+
+
+def _winners(points: torch.Tensor, matrix: torch.Tensor, size: int, upsample: int):
+    """The z-buffer of `pseudo_render` for a few shapes: ``points`` (C, P, 3) (detached),
+    ``matrix`` (C, K, 3, 4) from `_fine_projection`. Returns, per output pixel (C*K*size^2),
+    the winning point's index in its shape (0 where none), hit and collision."""
+    chunk, count, _ = points.shape
+    views = matrix.shape[1]
+    device = points.device
+    fine, pixels = size * upsample, size * size
+    projected = torch.baddbmm(
+        matrix[..., 3].reshape(chunk, views * 3, 1),
+        matrix[..., :3].reshape(chunk, views * 3, 3),
+        points.transpose(1, 2),
+    ).view(chunk, views, 3, count)
+    fu, fv, depth = projected.unbind(2)
+    fu, fv = fu.floor(), fv.floor()
+    valid = (fu >= 0) & (fu < fine) & (fv >= 0) & (fv < fine) & (depth > 0)
+    # fine pixel and output pixel of every point: integers, exact in floating point
+    fine_id = fv * fine + fu
+    coarse = torch.floor(fv / upsample) * size + torch.floor(fu / upsample)
+    total = chunk * views * pixels  # invalid points go to the spare bin ``total``
+    first = torch.arange(chunk * views, device=device).view(chunk, views, 1) * pixels
+    index = torch.where(valid, coarse.to(torch.int64) + first, total).view(-1)
+    del coarse, valid, projected
+    # float32 depth bits order like the depths themselves (all positive here)
+    key = depth.to(torch.float32).view(torch.int32).to(torch.int64)
+    key <<= 32
+    key |= torch.arange(count, device=device)
+    best = torch.full((total + 1,), _NO_POINT, dtype=torch.int64, device=device)
+    best.scatter_reduce_(0, index, key.view(-1), reduce="amin")
+    del key
+    best = best[:total]
+    hit = best != _NO_POINT
+    winner = torch.where(hit, best & 0xFFFFFFFF, 0)
+    # points in the winner's fine pixel: a collision when more than one
+    winner_fine = fine_id.view(chunk * views, count).gather(1, winner.view(-1, pixels))
+    winner_fine = torch.cat([winner_fine.view(-1), winner_fine.new_full((1,), -1.0)])
+    same = (fine_id.view(-1) == winner_fine.index_select(0, index)).to(torch.int32)
+    landed = torch.zeros(total + 1, dtype=torch.int32, device=device)
+    landed.scatter_add_(0, index, same)
+    return winner, hit, (landed[:total] > 1) & hit
 
 
 # -- slow references, for tests and benchmarks ------------------------------------------------

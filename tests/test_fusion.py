@@ -32,7 +32,9 @@ def test_fusion_matches_per_point_loop():
 
 
 @pytest.mark.parametrize("upsample", [1, 3])
-def test_pseudo_render_matches_naive_zbuffer(upsample):
+@pytest.mark.parametrize("chunk", [1, 1 << 20], ids=["chunked", "whole"])
+def test_pseudo_render_matches_naive_zbuffer(upsample, chunk, monkeypatch):
+    monkeypatch.setattr(fusion, "_CHUNK", chunk)  # one shape at a time, or all at once
     gen = torch.Generator().manual_seed(upsample)
     points = (torch.rand(2, 300, 3, generator=gen, dtype=torch.float64) - 0.5) * 0.9
     points[:, 250:] = points[:, :50]  # exact duplicates: ties must go to the lower index
@@ -104,3 +106,26 @@ def test_round_trip_from_fixed_views_reproduces_novel_depth(tiny_dataset):
     hit, gt = rendered.hit[0], truth > 0
     assert (hit & near(gt)).sum() / hit.sum() > 0.99
     assert (gt & near(hit)).sum() / gt.sum() > 0.97
+
+
+def test_upsample_conv_equals_conv_of_upsampled_input_with_same_gradients():
+    from recon_core.models.pointcloud import _UpsampleConv2d
+
+    torch.manual_seed(0)
+    layer = _UpsampleConv2d(5, 4).double()
+    x = torch.randn(2, 5, 6, 7, dtype=torch.float64, requires_grad=True)
+
+    def reference(x, weight):
+        upsampled = torch.nn.functional.interpolate(x, scale_factor=2, mode="nearest")
+        return torch.nn.functional.conv2d(upsampled, weight, padding=1)
+
+    fast, slow = layer(x), reference(x, layer.weight)
+    assert fast.shape == (2, 4, 12, 14)
+    assert torch.allclose(fast, slow, atol=1e-12)
+    grad_fast = torch.autograd.grad(layer(x).square().sum(), (x, layer.weight))
+    grad_slow = torch.autograd.grad(reference(x, layer.weight).square().sum(), (x, layer.weight))
+    for a, b in zip(grad_fast, grad_slow, strict=True):
+        assert torch.allclose(a, b, atol=1e-10)
+    small = _UpsampleConv2d(2, 2).double()
+    probe = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(small, (probe,))
