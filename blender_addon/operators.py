@@ -230,8 +230,9 @@ class RECON_OT_reextract(bpy.types.Operator):
                 old.name, result["vertices"], result["faces"], result.get("colours")
             )
         else:
-            obj.data = bridge.new_points_mesh(old.name, result["points"],
-                                              result.get("point_colours"))
+            obj.data = bridge.new_points_mesh(
+                old.name, result["points"], result.get("point_colours")
+            )
         if old.users == 0:
             bpy.data.meshes.remove(old)
         self.report({"INFO"}, f"{obj.name}: {len(obj.data.polygons)} faces")

@@ -402,9 +402,7 @@ def _pointcloud_bundled() -> TrainConfig:
     config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
     config.stages = [
         StageConfig("fixed views", 2000, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
-        StageConfig(
-            "novel views", 3000, {"novel_depth": 1.0, "novel_mask": 1.0}, lr_scale=0.5
-        ),
+        StageConfig("novel views", 3000, {"novel_depth": 1.0, "novel_mask": 1.0}, lr_scale=0.5),
     ]
     config.preview_every, config.checkpoint_every = 0, 250
     return config

@@ -269,6 +269,9 @@ class PreparedDataset:
     Random choices (which render, which novel views, which points) come from a generator
     seeded by (``seed``, epoch, index): the same epoch gives the same samples, which makes
     training resumable bit for bit. Call `set_epoch` at the start of each epoch.
+
+    Decoded records are kept in memory up to ``cache_mb`` (per process: each data-loader
+    worker has its own), so small datasets are decompressed once, not once per draw.
     """
 
     def __init__(
@@ -279,9 +282,13 @@ class PreparedDataset:
         settings: SampleSettings | None = None,
         seed: int = 0,
         categories: Iterable[str] | None = None,
+        cache_mb: float = 512.0,
     ):
         self.root = Path(root)
         self.index = read_index(self.root)
+        self.cache_bytes = int(cache_mb * 2**20)
+        self._cache: dict[int, RecordArrays] = {}
+        self._cached_bytes = 0
         self.settings = settings or SampleSettings()
         self.method = method
         self.seed = seed
@@ -319,7 +326,7 @@ class PreparedDataset:
 
         i, draw = key if isinstance(key, tuple) else (key, self.epoch)
         entry = self.records[i]
-        arrays, _ = read_record(self.root / entry["file"], self.keys)
+        arrays = self._record(i)
         rng = np.random.default_rng([self.seed, draw, i])
         s = self.settings
         out: dict[str, Any] = {
@@ -360,6 +367,17 @@ class PreparedDataset:
             out["points"] = torch.from_numpy(points[pick].astype(np.float32))
             out["occupancy"] = torch.from_numpy(labels[pick].astype(np.float32))
         return out
+
+    def _record(self, i: int) -> RecordArrays:
+        """Record ``i``'s arrays, from the cache when there (callers must not modify them)."""
+        if i in self._cache:
+            return self._cache[i]
+        arrays, _ = read_record(self.root / self.records[i]["file"], self.keys)
+        size = sum(a.nbytes for a in arrays.values())
+        if self._cached_bytes + size <= self.cache_bytes:
+            self._cache[i] = arrays
+            self._cached_bytes += size
+        return arrays
 
 
 def grid_coordinates(resolution: int, half_extent: float = PADDED_HALF_EXTENT) -> np.ndarray:

@@ -9,7 +9,7 @@ import numpy as np
 
 from recon_core.geometry import Camera, look_at, perspective_intrinsics, project, view_direction
 
-__all__ = ["sample_mesh", "render_splats", "preview_sheet", "PREVIEW_VIEWS"]
+__all__ = ["sample_mesh", "render_splats", "preview_camera", "preview_sheet", "PREVIEW_VIEWS"]
 
 PREVIEW_VIEWS = ((30.0, 20.0), (150.0, 20.0), (270.0, 60.0))
 """(azimuth, elevation) in degrees: front-right, back-left and a high side view."""
@@ -83,7 +83,8 @@ def render_splats(
     return image.reshape(height, width, 3)
 
 
-def _preview_camera(azimuth: float, elevation: float, size: int) -> Camera:
+def preview_camera(azimuth: float, elevation: float, size: int) -> Camera:
+    """A perspective camera framing the unit box from (azimuth, elevation) in degrees."""
     distance = 2.4
     eye = distance * view_direction(math.radians(azimuth), math.radians(elevation))
     fov = 2.0 * math.asin(0.62 / distance)
@@ -111,7 +112,7 @@ def preview_sheet(
     tile[(size - h) // 2 : (size - h) // 2 + h, (size - w) // 2 : (size - w) // 2 + w] = picture
     radius = 1 if normals is not None else 2
     views = [
-        render_splats(points, _preview_camera(a, e, size), colours, normals, radius)
+        render_splats(points, preview_camera(a, e, size), colours, normals, radius)
         for a, e in PREVIEW_VIEWS
     ]
     return np.concatenate([tile, *views], axis=1)

@@ -34,8 +34,10 @@ def save_encoding(path: str | Path, encoded, model_path: str | Path) -> Path:
     """Keep an encoding (latent code or fused cloud, and the framed picture) on disk."""
     from recon_core.data import atomic_write_bytes
 
-    arrays: dict[str, Any] = {"method": np.array(encoded.method),
-                              "model": np.array(str(model_path))}
+    arrays: dict[str, Any] = {
+        "method": np.array(encoded.method),
+        "model": np.array(str(model_path)),
+    }
     for key in ("latent", "points", "mask_logit"):
         value = getattr(encoded, key)
         if value is not None:
@@ -67,8 +69,11 @@ def load_encoding(path: str | Path):
     return encoded, str(arrays["model"])
 
 
-def run_job(job: dict[str, Any], report: Callable[[str, float], None] | None = None,
-            model_cache: dict | None = None) -> dict[str, np.ndarray]:
+def run_job(
+    job: dict[str, Any],
+    report: Callable[[str, float], None] | None = None,
+    model_cache: dict | None = None,
+) -> dict[str, np.ndarray]:
     """Run a job in this process; returns the result arrays (``vertices``, ``faces``,
     ``colours``; ``points``, ``point_colours``). ``model_cache`` keeps loaded models across
     calls (the add-on's in-process path)."""
@@ -104,8 +109,9 @@ def run_job(job: dict[str, Any], report: Callable[[str, float], None] | None = N
     output = job.get("output", "mesh")
     result: dict[str, np.ndarray] = {}
     if output in ("mesh", "both"):
-        mesh = model.coloured_mesh(encoded, int(job.get("resolution", 128)),
-                                   float(job.get("iso", 0.5)))
+        mesh = model.coloured_mesh(
+            encoded, int(job.get("resolution", 128)), float(job.get("iso", 0.5))
+        )
         result.update(vertices=mesh.vertices, faces=mesh.faces)
         if mesh.colours is not None:
             result["colours"] = mesh.colours
@@ -116,10 +122,12 @@ def run_job(job: dict[str, Any], report: Callable[[str, float], None] | None = N
             points, colours = cloud.points, cloud.colours
         else:
             if "vertices" not in result:
-                mesh = model.coloured_mesh(encoded, int(job.get("resolution", 128)),
-                                           float(job.get("iso", 0.5)))
-            points, _, colours = sample_mesh(mesh.vertices, mesh.faces, mesh.colours,
-                                             count or 20000)
+                mesh = model.coloured_mesh(
+                    encoded, int(job.get("resolution", 128)), float(job.get("iso", 0.5))
+                )
+            points, _, colours = sample_mesh(
+                mesh.vertices, mesh.faces, mesh.colours, count or 20000
+            )
         result["points"] = points
         if colours is not None:
             result["point_colours"] = colours
@@ -150,8 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         message = (str(exc).splitlines() or [type(exc).__name__])[0]
         print(json.dumps({"error": message}), flush=True)
         return 1
-    print(json.dumps({"done": job["result"], "seconds": time.perf_counter() - tick}),
-          flush=True)
+    print(json.dumps({"done": job["result"], "seconds": time.perf_counter() - tick}), flush=True)
     return 0
 
 

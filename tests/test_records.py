@@ -150,3 +150,21 @@ def test_reader_is_deterministic_per_epoch_and_split_filter(tmp_path):
     assert torch.equal(first, train[0]["points"])
     with pytest.raises(data.DatasetError, match="split"):
         data.PreparedDataset(tmp_path, "nope")
+
+
+def test_record_cache_gives_the_same_samples_and_keeps_to_its_budget(tmp_path):
+    rng = np.random.default_rng(3)
+    make_dataset(tmp_path, [f"sofa/{k}" for k in range(6)], rng)
+    settings = data.SampleSettings(novel_views=2, occupancy_points=64)
+    cached = data.PreparedDataset(tmp_path, None, "all", settings)
+    uncached = data.PreparedDataset(tmp_path, None, "all", settings, cache_mb=0)
+    for draw in range(3):
+        for i in range(len(cached)):
+            a, b = cached[i, draw], uncached[i, draw]
+            assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert len(cached._cache) == 6 and not uncached._cache
+    one = cached._cached_bytes / 6
+    small = data.PreparedDataset(tmp_path, None, "all", settings, cache_mb=2.5 * one / 2**20)
+    for i in range(len(small)):
+        small[i]
+    assert len(small._cache) == 2 and small._cached_bytes <= small.cache_bytes

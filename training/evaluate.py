@@ -3,7 +3,8 @@
     python -m training.evaluate --model RUN/model.safetensors --data DATA --report REPORT
 
 Writes REPORT/metrics.json (per shape, per category, mean), REPORT/report.md (a table per
-category) and REPORT/sheet.png (input | reconstruction at two fixed views | ground truth,
+category), REPORT/views.png (the method's intermediate outputs beside the truth for the
+first shapes) and REPORT/sheet.png (input | reconstruction at two fixed views | ground truth,
 a few shapes per category). Implicit models: IoU on the record's uniform points, Chamfer-L1
 (accuracy, completeness), normal consistency and F-scores on 100k surface samples of the
 extracted mesh. Point-cloud models: prediction -> truth and truth -> prediction distances
@@ -22,7 +23,14 @@ from pathlib import Path
 import numpy as np
 
 from recon_core.checkpoint import CheckpointError
-from recon_core.data import SPLITS, DatasetError, atomic_write_bytes, read_index, read_record
+from recon_core.data import (
+    SPLITS,
+    DatasetError,
+    PreparedDataset,
+    atomic_write_bytes,
+    read_index,
+    read_record,
+)
 from recon_core.extraction import ExtractionError, Mesh
 from recon_core.metrics import iou, pointcloud_metrics, surface_metrics
 from recon_core.visualize import depth_image, hstack
@@ -199,7 +207,24 @@ def evaluate(
     atomic_write_bytes(report / "report.md", lambda handle: handle.write(markdown))
     sheet = np.concatenate([row for cat in sorted(rows) for row in rows[cat]], axis=0)
     Image.fromarray(sheet).save(report / "sheet.png")
+    Image.fromarray(_method_sheet(reconstructor, data, split)).save(report / "views.png")
     return metrics
+
+
+def _method_sheet(reconstructor, data: Path, split: str) -> np.ndarray:
+    """The method's own training preview (its intermediate outputs beside the truth) for
+    the first shapes of the split."""
+    import torch
+
+    settings = reconstructor.method.sample_settings()
+    dataset = PreparedDataset(data, None if split == "all" else split, "all", settings, 0)
+    batch = [dataset[i, 0] for i in range(min(4, len(dataset)))]
+    batch = {
+        key: value.to(reconstructor.device) if torch.is_tensor(value) else value
+        for key, value in torch.utils.data.default_collate(batch).items()
+    }
+    with torch.no_grad():
+        return reconstructor.method.preview(reconstructor.model, batch)
 
 
 def _uniform_samples(arrays, meta) -> tuple[np.ndarray, np.ndarray]:
@@ -324,7 +349,10 @@ def main(argv: Iterable[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(_markdown(metrics))
-    print(f"report: {args.report}/report.md, {args.report}/metrics.json, {args.report}/sheet.png")
+    print(
+        f"report: {args.report}/report.md, {args.report}/metrics.json, "
+        f"{args.report}/sheet.png, {args.report}/views.png"
+    )
     return 0
 
 

@@ -94,24 +94,35 @@ class PointCloudMethod(Method):
         return out
 
     def preview(self, model, batch) -> np.ndarray:
+        """Per shape: input | predicted and true depth of fixed views 0 and 4 (where the
+        predicted mask is on) | the fused cloud from above the front right | the cloud
+        pseudo-rendered at novel view 0 | that view's true depth."""
+        from recon_core.preview import preview_camera, render_splats
+
         xyz, mask_logit = model(batch["image"])
         points = fuse(xyz, self.fixed_extrinsics.to(xyz.device))
         logits = mask_logit.flatten(1)
-        views = self.fixed_extrinsics[[0, 4]].to(xyz.device)
+        oblique = preview_camera(30.0, 20.0, 128)
         rows = []
         for b in range(min(4, len(xyz))):
             keep = logits[b] > 0
-            rendered = pseudo_render(
-                points[b : b + 1, keep],
-                logits[b : b + 1, keep],
-                views[None],
-                self.intrinsic,
-                self.config.model.view_size,
-                1,
-            )
             tiles = [rgba_image(batch["image"][b].cpu().numpy())]
-            for k, view in enumerate((0, 4)):
-                tiles.append(depth_image(rendered.depth[0, k].cpu().numpy()))
+            for view in (0, 4):
+                depth = torch.where(mask_logit[b, view] > 0, xyz[b, view, 2], 0.0)
+                tiles.append(depth_image(depth.cpu().numpy()))
                 tiles.append(depth_image(batch["fixed_depth"][b, view].cpu().numpy()))
+            cloud = points[b, keep].cpu().numpy()
+            tiles.append(render_splats(cloud, oblique, radius=0, background=0))
+            if "novel_extrinsics" in batch:
+                rendered = pseudo_render(
+                    points[b : b + 1, keep],
+                    logits[b : b + 1, keep],
+                    batch["novel_extrinsics"][b : b + 1, :1],
+                    self.intrinsic,
+                    self.config.model.view_size,
+                    self.config.model.upsample,
+                )
+                tiles.append(depth_image(rendered.depth[0, 0].cpu().numpy()))
+                tiles.append(depth_image(batch["novel_depth"][b, 0].cpu().numpy()))
             rows.append(hstack(tiles))
         return np.concatenate(rows, axis=0)
