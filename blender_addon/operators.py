@@ -364,6 +364,7 @@ class RECON_OT_install_dependencies(bpy.types.Operator):
             "pillow",
             "safetensors",
             "tqdm",
+            "threadpoolctl",
         ]
         wm = context.window_manager
         wm.progress_begin(0, 1)
