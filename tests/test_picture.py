@@ -109,6 +109,32 @@ def test_viewpoint_is_recovered_from_a_silhouette():
         assert abs(estimate.elevation - elevation) <= 10 and estimate.iou > 0.6
 
 
+def test_batched_viewpoint_search_scores_like_a_per_candidate_loop():
+    from scipy import ndimage
+
+    points = _l_shape(3000, seed=1)
+    mask = np.zeros((96, 96), bool)
+    mask[20:80, 30:70] = True  # a box silhouette: several candidates score close together
+    mask[20:40, 30:50] = False
+    pick = ((np.arange(64) + 0.5) * 1.5).astype(int)  # the 96-pixel mask sampled at 64
+    target = mask[pick][:, pick]
+    scores = {}
+    for elevation in (-10, 0, 10, 20, 30, 40, 50, 60):
+        for azimuth in np.arange(0.0, 360.0, 10.0):
+            eye = 2.2 * view_direction(math.radians(azimuth), math.radians(elevation))
+            camera = _framed_camera(points, look_at(eye), 64)
+            uv, _ = project(points, camera.extrinsic, camera.intrinsic, "perspective")
+            ij = np.clip(np.floor(uv).astype(int), 0, 63)
+            image = np.zeros((64, 64), bool)
+            image[ij[:, 1], ij[:, 0]] = True
+            image = ndimage.binary_closing(image)
+            score = (image & target).sum() / (image | target).sum()
+            scores[float(azimuth), float(elevation)] = score
+    estimate = estimate_view(points, mask)
+    assert estimate.iou == pytest.approx(max(scores.values()), abs=2e-3)
+    assert scores[estimate.azimuth, estimate.elevation] == pytest.approx(estimate.iou, abs=2e-3)
+
+
 def test_seen_vertices_take_the_picture_colour_and_hidden_ones_their_mirror():
     sphere = trimesh.creation.icosphere(subdivisions=4, radius=0.4)
     vertices = np.asarray(sphere.vertices)
