@@ -46,6 +46,7 @@ def register() -> None:
 def unregister() -> None:
     import bpy
 
+    runner.shutdown()
     del bpy.types.Scene.image_to_3d
     for cls in reversed(_CLASSES):
         bpy.utils.unregister_class(cls)

@@ -3,10 +3,12 @@ worker process (``python -m recon_core.worker``) of Blender's or an external int
 
 A worker job reports its stages on stdout; `WorkerJob.poll` reads them without blocking, so
 a modal operator can show progress and cancel (the process is killed; its result file is
-written atomically, so nothing half-written is ever read)."""
+written atomically, so nothing half-written is ever read). Jobs go to one long-lived worker
+that keeps the model loaded, so only the first pays for starting Python and torch."""
 
 from __future__ import annotations
 
+import atexit
 import functools
 import json
 import os
@@ -15,6 +17,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 ADDON_DIR = Path(__file__).resolve().parent
@@ -119,23 +122,20 @@ def run_inprocess(job: dict, report=None) -> dict:
         raise ValueError((str(exc).splitlines() or [type(exc).__name__])[0]) from None
 
 
-class WorkerJob:
-    """A job in a worker process."""
+class _Process:
+    """A worker process and the lines it prints, read by background threads."""
 
-    def __init__(self, job: dict):
-        folder = Path(tempfile.mkdtemp(prefix="image_to_3d_"))
-        self.job = dict(job)
-        self.job.setdefault("result", str(folder / "result.npz"))
-        self.job_path = folder / "job.json"
-        self.job_path.write_text(json.dumps(self.job), "utf-8")
+    def __init__(self, arguments: list[str], serve: bool):
         env = dict(os.environ)
         paths = [str(library_dir()), str(site_packages())]
         env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
         python = worker_python()
         if not os.path.isfile(python):
             raise ValueError(f"{python}: no such Python interpreter")
+        self.key = (python, env["PYTHONPATH"])
         self.process = subprocess.Popen(
-            [python, "-m", "recon_core.worker", str(self.job_path)],
+            [python, "-m", "recon_core.worker", *arguments],
+            stdin=subprocess.PIPE if serve else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -145,7 +145,6 @@ class WorkerJob:
         self.stderr: list[str] = []
         threading.Thread(target=self._read, args=(self.process.stdout, True), daemon=True).start()
         threading.Thread(target=self._read, args=(self.process.stderr, False), daemon=True).start()
-        self.stage, self.progress, self.error, self.done = "starting", 0.0, None, False
 
     def _read(self, stream, is_stdout: bool) -> None:
         for line in stream:
@@ -153,12 +152,89 @@ class WorkerJob:
                 self.lines.put(line)
             else:
                 self.stderr.append(line.rstrip())
+                del self.stderr[:-50]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def stop(self) -> None:
+        if self.alive():
+            self.process.kill()
+            self.process.wait()
+
+
+_SERVER: _Process | None = None
+"""The long-lived worker (``--serve``): it keeps models loaded, so only the first job pays
+for importing torch and loading the model."""
+_SERVER_BUSY = False
+
+
+def _server() -> _Process | None:
+    """The idle long-lived worker, started if needed; None while it runs another job."""
+    global _SERVER
+    if _SERVER_BUSY and _SERVER is not None and _SERVER.alive():
+        return None
+    wanted = worker_python()
+    if _SERVER is not None and (not _SERVER.alive() or _SERVER.key[0] != wanted):
+        _SERVER.stop()
+        _SERVER = None
+    if _SERVER is None:
+        _SERVER = _Process(["--serve"], serve=True)
+    return _SERVER
+
+
+def shutdown() -> None:
+    """Stop the long-lived worker (the add-on's unregister, Blender's exit)."""
+    global _SERVER, _SERVER_BUSY
+    if _SERVER is not None:
+        if _SERVER.process.stdin:
+            try:
+                _SERVER.process.stdin.close()
+                _SERVER.process.wait(timeout=5)
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+        _SERVER.stop()
+    _SERVER, _SERVER_BUSY = None, False
+
+
+atexit.register(shutdown)
+
+
+class WorkerJob:
+    """A job in a worker process: the long-lived one when it is free, else a process of its
+    own. Cancelling kills the process that runs it."""
+
+    def __init__(self, job: dict):
+        global _SERVER_BUSY
+        folder = Path(tempfile.mkdtemp(prefix="image_to_3d_"))
+        self.job = dict(job)
+        self.job.setdefault("result", str(folder / "result.npz"))
+        self.stage, self.progress, self.error, self.done = "starting", 0.0, None, False
+        server = _server()
+        if server is not None:
+            try:
+                server.process.stdin.write(json.dumps(self.job) + "\n")
+                server.process.stdin.flush()
+            except OSError:
+                server.stop()  # it died in between: a fresh one takes the job
+                server = _server()
+                server.process.stdin.write(json.dumps(self.job) + "\n")
+                server.process.stdin.flush()
+            self.worker, self.shared = server, True
+            _SERVER_BUSY = True
+        else:
+            job_path = folder / "job.json"
+            job_path.write_text(json.dumps(self.job), "utf-8")
+            self.worker, self.shared = _Process([str(job_path)], serve=False), False
+        self.finished = False
 
     def poll(self) -> bool:
         """Update stage/progress; True once the job has finished (done or error)."""
-        while True:
+        if self.finished:
+            return True
+        while not (self.done or self.error):
             try:
-                line = self.lines.get_nowait()
+                line = self.worker.lines.get_nowait()
             except queue.Empty:
                 break
             try:
@@ -171,25 +247,34 @@ class WorkerJob:
                 self.error = message["error"]
             elif "done" in message:
                 self.done = True
-        if self.process.poll() is None:
-            return False
-        if self.lines.qsize():  # lines still buffered: read them on the next poll
-            return False
-        if not self.done and self.error is None:
-            tail = [line for line in self.stderr if line.strip()]
-            code = self.process.returncode
+        if not (self.done or self.error):
+            if self.worker.alive() or self.worker.lines.qsize():
+                return False  # still running, or lines left to read on the next poll
+            tail = [line for line in self.worker.stderr if line.strip()]
+            code = self.worker.process.returncode
             self.error = tail[-1] if tail else f"the worker stopped (exit {code})"
+        self._release()
         return True
 
+    def _release(self) -> None:
+        global _SERVER_BUSY
+        if not self.finished:
+            self.finished = True
+            if self.shared:
+                _SERVER_BUSY = False
+
     def wait(self, timeout: float | None = None) -> None:
-        self.process.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
         while not self.poll():
-            pass
+            if deadline is not None and time.monotonic() > deadline:
+                raise subprocess.TimeoutExpired("recon_core.worker", timeout)
+            time.sleep(0.02)
 
     def cancel(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
+        self.worker.stop()
+        if self.shared:
+            shutdown()
+        self._release()
 
     def result(self) -> dict:
         import numpy as np

@@ -3,13 +3,14 @@
 The field is evaluated on the vertices of a grid over the padded box. Starting coarse (32^3
 by default), a cell is refined when its corners straddle the iso level, or when a corner's
 estimated distance to the iso surface (its logit's gap to the iso level divided by the local
-logit gradient, from central differences) is under ``band_cells`` cells, and so are its
-neighbours; elsewhere the finer grid takes the trilinear upsampling of the coarser one, whose
-sign is already right there. The distance band catches parts thinner than a coarse cell
+logit gradient, from central differences) is under ``band_cells`` cells; elsewhere the finer
+grid takes the trilinear upsampling of the coarser one, whose sign is already right there. The distance band catches parts thinner than a coarse cell
 (chair spindles), which show no sign change yet but a logit that climbs towards the level.
 It replaced a fixed band in logits: a decoder trained with BCE on near-surface samples keeps
 small logits far from the surface, and that band refined about 70% of the grid (measured on
 a trained decoder at 128^3) where the distance band refines under 20% with the same result.
+Refining the active cells' neighbours as well cost 1.6x the points and changed no vertex's
+sign on the example pictures at 128^3.
 Marching cubes (scikit-image) then runs on the grid padded with an outside layer, so the
 mesh is closed.
 
@@ -121,7 +122,6 @@ def evaluate_grid(
             level_band = band
         near = (-F.max_pool3d(-gap[None, None], 2, 1) < level_band).float()
         active = torch.maximum((any_in > all_in).float(), near)  # (1, 1, res, res, res)
-        active = F.max_pool3d(active, 3, 1, 1)  # and their neighbours
         fine = 2 * res
         values = F.interpolate(
             values[None, None], size=(fine + 1,) * 3, mode="trilinear", align_corners=True

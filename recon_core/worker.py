@@ -2,6 +2,7 @@
 that Blender stays responsive, and so that torch may live in another Python than Blender's.
 
     python -m recon_core.worker JOB.json
+    python -m recon_core.worker --serve      # jobs as JSON lines on stdin, models kept loaded
 
 The job (JSON): ``model``, ``image`` (or ``encoding``: an ``.npz`` saved by an earlier
 job, to re-extract without the encoder), ``mask``, ``output`` (mesh, points or both),
@@ -9,7 +10,8 @@ job, to re-extract without the encoder), ``mask``, ``output`` (mesh, points or b
 ``save_encoding`` (where to keep the encoding for later re-extraction).
 
 Progress goes to stdout, one JSON object per line: ``{"stage": ..., "progress": 0-1}``,
-then ``{"done": RESULT}`` or ``{"error": "one line"}``. The result and encoding files are
+then ``{"done": RESULT}`` or ``{"error": "one line"}``; in ``--serve`` mode the same lines
+follow each job in turn. The result and encoding files are
 written atomically, so a killed job leaves nothing half-written.
 """
 
@@ -135,19 +137,15 @@ def run_job(
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
-    if len(argv) != 1:
-        print(json.dumps({"error": "usage: python -m recon_core.worker JOB.json"}), flush=True)
-        return 2
+def _run_and_report(job: dict[str, Any], model_cache: dict | None = None) -> bool:
+    """Run one job, printing its progress and its done or error line; True when done."""
 
     def report(stage: str, progress: float) -> None:
         print(json.dumps({"stage": stage, "progress": progress}), flush=True)
 
     try:
-        job = json.loads(Path(argv[0]).read_text("utf-8"))
         tick = time.perf_counter()
-        result = run_job(job, report)
+        result = run_job(job, report, model_cache)
         from recon_core.data import atomic_write_bytes
 
         if job.get("output") != "mask":
@@ -157,9 +155,41 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # every failure is one line for the add-on to show
         message = (str(exc).splitlines() or [type(exc).__name__])[0]
         print(json.dumps({"error": message}), flush=True)
-        return 1
+        return False
     print(json.dumps({"done": job["result"], "seconds": time.perf_counter() - tick}), flush=True)
+    return True
+
+
+def serve(lines=None) -> int:
+    """Run the jobs read from ``lines`` (stdin), one JSON object per line, in order, keeping
+    loaded models between them; returns at the end of input."""
+    models: dict = {}
+    for line in sys.stdin if lines is None else lines:
+        if not line.strip():
+            continue
+        try:
+            job = json.loads(line)
+        except json.JSONDecodeError as exc:
+            print(json.dumps({"error": f"unreadable job ({exc})"}), flush=True)
+            continue
+        _run_and_report(job, models)
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv == ["--serve"]:
+        return serve()
+    if len(argv) != 1:
+        usage = "usage: python -m recon_core.worker JOB.json | --serve"
+        print(json.dumps({"error": usage}), flush=True)
+        return 2
+    try:
+        job = json.loads(Path(argv[0]).read_text("utf-8"))
+    except (OSError, ValueError) as exc:
+        print(json.dumps({"error": f"{argv[0]}: unreadable job ({exc})"}), flush=True)
+        return 1
+    return 0 if _run_and_report(job) else 1
 
 
 if __name__ == "__main__":

@@ -123,7 +123,13 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert points["modifier"] == "NODES" and points["mesh_to_points"]
     assert {"Col", "radius"} <= set(points["attributes"])
     assert result["batch_status"] == ["FINISHED"] and result["batch_added"] == 2
-    assert result["cancel"] == {"killed": True, "result_written": False, "scene_unchanged": True}
+    assert result["server_reused"]
+    assert result["cancel"] == {
+        "killed": True,
+        "result_written": False,
+        "scene_unchanged": True,
+        "next_job_runs": True,
+    }
     for name, words in [
         ("missing_image", "no such image file"),
         ("corrupt_model", "corrupt.safetensors"),

@@ -152,15 +152,29 @@ result["batch_added"] = len(bpy.data.objects) - count
 # -- cancel: the worker process is killed and nothing reaches the scene ----------------------
 job = addon.operators._job(settings, settings_in["image"])
 if True:  # a worker of the configured Python, or of this one
+    # two jobs in a row share the long-lived worker, which keeps the model loaded
+    first = addon.runner.WorkerJob(dict(job, output="points"))
+    first.wait(300)
+    pid = first.worker.process.pid
+    second = addon.runner.WorkerJob(dict(job, output="points"))
+    second.wait(300)
+    result["server_reused"] = (
+        first.shared and second.shared and second.worker.process.pid == pid
+        and first.done and second.done
+    )
     count = len(bpy.data.objects)
     worker = addon.runner.WorkerJob(job)
     time.sleep(0.3)
     worker.cancel()
+    code = worker.worker.process.returncode
     result["cancel"] = {
-        "killed": worker.process.returncode is not None and worker.process.returncode != 0,
+        "killed": code is not None and code != 0,
         "result_written": Path(worker.job["result"]).exists(),
         "scene_unchanged": len(bpy.data.objects) == count,
     }
+    after = addon.runner.WorkerJob(dict(job, output="points"))  # a fresh worker after cancel
+    after.wait(300)
+    result["cancel"]["next_job_runs"] = after.done and after.worker.process.pid != pid
 
 # -- bad inputs: one line each, scene unchanged --------------------------------------------
 settings.image_path = settings_in["image"] + ".missing.png"
