@@ -3,14 +3,15 @@
 The field is evaluated on the vertices of a grid over the padded box. Starting coarse (32^3
 by default), a cell is refined when its corners straddle the iso level, or when a corner's
 estimated distance to the iso surface (its logit's gap to the iso level divided by the local
-logit gradient, from central differences) is under ``band_cells`` cells; elsewhere the finer
-grid takes the trilinear upsampling of the coarser one, whose sign is already right there. The distance band catches parts thinner than a coarse cell
-(chair spindles), which show no sign change yet but a logit that climbs towards the level.
-It replaced a fixed band in logits: a decoder trained with BCE on near-surface samples keeps
-small logits far from the surface, and that band refined about 70% of the grid (measured on
-a trained decoder at 128^3) where the distance band refines under 20% with the same result.
-Refining the active cells' neighbours as well cost 1.6x the points and changed no vertex's
-sign on the example pictures at 128^3.
+logit gradient, from central differences) is under ``band_cells`` cells; elsewhere the
+finer grid takes the trilinear upsampling of the coarser one, whose sign is already right
+there. The distance band catches parts thinner than a coarse cell (chair spindles), which
+show no sign change yet but a logit that climbs towards the level. It replaced a fixed band
+in logits: a decoder trained with BCE on near-surface samples keeps small logits far from
+the surface, and that band refined about 70% of the grid (measured on a trained decoder at
+128^3) where the distance band refines under 20% with the same result. Refining the active
+cells' neighbours as well cost 1.6x the points and changed no vertex's sign on the example
+pictures at 128^3.
 Marching cubes (scikit-image) then runs on the grid padded with an outside layer, so the
 mesh is closed.
 
