@@ -312,6 +312,13 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
 # -- presets -------------------------------------------------------------------------------
 
 
+JOINT_LOSSES = {"fixed_xyz": 1.0, "fixed_mask": 1.0, "novel_depth": 1.0, "novel_mask": 1.0}
+"""The point-cloud method's second stage: the pseudo-rendered novel views together with the
+fixed views. Without the fixed-view terms, the masks of points that land inside a novel
+silhouette drift on, wherever they are: 8 shapes overfit to 2.93 / 2.95 (pred->GT /
+GT->pred, x100) with novel views alone and to 1.97 / 1.28 jointly, in the same 3000 steps."""
+
+
 def _pointcloud() -> TrainConfig:
     return TrainConfig(
         method="pointcloud",
@@ -320,9 +327,7 @@ def _pointcloud() -> TrainConfig:
         optim=OptimConfig(lr=1e-4, warmup_steps=200),
         stages=[
             StageConfig("fixed views", 20_000, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
-            StageConfig(
-                "novel views", 80_000, {"novel_depth": 1.0, "novel_mask": 1.0}, lr_scale=0.5
-            ),
+            StageConfig("joint", 80_000, JOINT_LOSSES, lr_scale=0.5),
         ],
     )
 
@@ -339,7 +344,7 @@ def _pointcloud_smoke() -> TrainConfig:
     config.optim = OptimConfig(lr=1e-3, warmup_steps=10)
     config.stages = [
         StageConfig("fixed views", 150, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
-        StageConfig("novel views", 150, {"novel_depth": 1.0, "novel_mask": 1.0}),
+        StageConfig("joint", 150, JOINT_LOSSES),
     ]
     config.log_every, config.preview_every, config.checkpoint_every = 10, 0, 100
     return config
@@ -402,7 +407,7 @@ def _pointcloud_bundled() -> TrainConfig:
     config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
     config.stages = [
         StageConfig("fixed views", 2000, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
-        StageConfig("novel views", 3000, {"novel_depth": 1.0, "novel_mask": 1.0}, lr_scale=0.5),
+        StageConfig("joint", 3000, JOINT_LOSSES, lr_scale=0.5),
     ]
     config.preview_every, config.checkpoint_every = 0, 250
     return config

@@ -158,6 +158,7 @@ class Trainer:
         device: str = "auto",
         resume: bool = False,
         progress: bool = True,
+        init: str | Path | None = None,
     ):
         self.out = Path(out)
         self.data_root = Path(data)
@@ -188,6 +189,8 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
+        if init is not None and self.resume_state is None:
+            self._load_init(init, config)
         if self.resume_state is not None:
             model.load_state_dict(self.resume_state.model_state)
             self.optimizer.load_state_dict(self.resume_state.optim_state)
@@ -209,6 +212,25 @@ class Trainer:
         self.categories = self.train_set.categories
 
     # -- set-up ---------------------------------------------------------------------------
+    def _load_init(self, init: str | Path, config: TrainConfig) -> None:
+        """Start from a trained model's weights (a bundled name or a checkpoint path) with a
+        fresh optimizer: fine-tuning. Its model settings must be this config's."""
+        from recon_core.registry import resolve_model
+
+        try:
+            path = resolve_model(str(init))
+            state = load_checkpoint(path)
+        except (CheckpointError, ValueError, OSError) as exc:
+            raise TrainingError(str(exc)) from exc
+        if state.config.method != config.method or state.config.model != config.model:
+            raise TrainingError(
+                f"{path}: its model is not this config's ({state.config.method} "
+                f"{state.config.model}); start from a model trained with the same preset"
+            )
+        self.model.load_state_dict({k: v.float() for k, v in state.model_state.items()})
+        if self.rank == 0:
+            print(f"starting from the weights of {path}", file=sys.stderr)
+
     def _load_resume(self, config: TrainConfig) -> TrainConfig:
         path = self.out / "last.safetensors"
         if not path.exists():

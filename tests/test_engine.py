@@ -143,6 +143,31 @@ def test_training_writes_logs_previews_and_refuses_to_overwrite(tiny_dataset, tm
     assert "already holds a run" in capsys.readouterr().err
 
 
+def test_init_starts_from_another_models_weights_and_refuses_another_model(
+    tiny_dataset, tmp_path, capsys
+):
+    first = tmp_path / "first"
+    assert _train(tiny_dataset, first, "--set", "stages.0.steps=5") == 0
+    tuned = tmp_path / "tuned"
+    one_tiny_step = ["--set", "stages.0.steps=1", "--set", "optim.lr=1e-12"]
+    init = ["--init", str(first / "model.safetensors")]
+    assert _train(tiny_dataset, tuned, *one_tiny_step, *init) == 0
+
+    def parameters(path):  # batch-norm statistics move in any training step
+        return {k: v for k, v in _weights(path).items() if "running_" not in k and "num_b" not in k}
+
+    before, after = parameters(first / "model.safetensors"), parameters(tuned / "model.safetensors")
+    assert before.keys() == after.keys()
+    assert all(torch.allclose(before[k], after[k], atol=1e-8) for k in before)
+    fresh = tmp_path / "fresh"
+    assert _train(tiny_dataset, fresh, *one_tiny_step) == 0
+    fresh_weights = parameters(fresh / "model.safetensors")
+    assert not all(torch.allclose(before[k], fresh_weights[k], atol=1e-8) for k in before)
+    other = ["--set", "model.latent_dim=24"]
+    assert _train(tiny_dataset, tmp_path / "other", *one_tiny_step, *init, *other) == 2
+    assert "its model is not this config's" in capsys.readouterr().err
+
+
 def test_resumed_run_reaches_the_same_weights_bit_for_bit(tiny_dataset, tmp_path):
     steps = ["--set", "stages.0.steps=160", "--set", "checkpoint_every=20"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
@@ -270,7 +295,7 @@ def test_pointcloud_method_trains_through_both_stages(tiny_dataset, tmp_path):
     )
     assert code == 0
     rows = (out / "scalars.csv").read_text().splitlines()
-    assert "fixed views" in rows[1] and "novel views" in rows[-1]
+    assert "fixed views" in rows[1] and "joint" in rows[-1]
     info = load_checkpoint(out / "model.safetensors").info
     assert info["fixed_views"]["count"] == 8
 

@@ -4,6 +4,8 @@
     python -m training.train --method pointcloud --data DATA --out RUN --preset pointcloud-smoke
     python -m training.train --method implicit --data DATA --out RUN --set optim.lr=1e-4
     python -m training.train --data DATA --out RUN --resume          # continue a killed run
+    python -m training.train --method implicit --preset implicit-bundled --init implicit \
+        --data MY_DATA --out runs/my-category                         # fine-tune a bundled model
     torchrun --nproc_per_node 2 -m training.train --method implicit --data DATA --out RUN
 
 Presets (``--preset``): pointcloud, pointcloud-smoke, implicit, implicit-imnet,
@@ -47,6 +49,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--resume", action="store_true", help="continue the run in --out from its last checkpoint"
     )
+    parser.add_argument(
+        "--init",
+        metavar="MODEL",
+        help="start from this model's weights (a bundled name such as implicit, or a "
+        "checkpoint) to fine-tune it, e.g. on your own category; same preset needed",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -70,7 +78,13 @@ def main(argv: Iterable[str] | None = None) -> int:
                 raise ConfigError(f"preset {name!r} is for {config.method}, not {args.method}")
             config = apply_overrides(config, args.overrides)
         trainer = Trainer(
-            config, args.data, args.out, args.device, args.resume, progress=not args.no_progress
+            config,
+            args.data,
+            args.out,
+            args.device,
+            args.resume,
+            progress=not args.no_progress,
+            init=args.init,
         )
         metrics = trainer.fit()
     except (ConfigError, TrainingError, ValueError) as exc:
