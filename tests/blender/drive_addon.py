@@ -159,8 +159,11 @@ if True:  # a worker of the configured Python, or of this one
     second = addon.runner.WorkerJob(dict(job, output="points"))
     second.wait(300)
     result["server_reused"] = (
-        first.shared and second.shared and second.worker.process.pid == pid
-        and first.done and second.done
+        first.shared
+        and second.shared
+        and second.worker.process.pid == pid
+        and first.done
+        and second.done
     )
     count = len(bpy.data.objects)
     worker = addon.runner.WorkerJob(job)
