@@ -223,3 +223,19 @@ def test_a_point_cloud_model_gives_coloured_points_and_a_closed_mesh(tmp_path, p
     assert np.abs(cloud.visual.vertex_colors[:, :3].astype(int) - [40, 160, 90]).max() <= 2
     mesh = trimesh.load(out / "green box.ply", process=False)
     assert mesh.is_watertight and np.linalg.norm(mesh.vertices, axis=1).max() < 0.36
+
+
+def test_resolution_figure_shows_one_latent_at_each_resolution(tmp_path):
+    from pathlib import Path
+
+    from training import figures
+
+    sofa = Path(__file__).resolve().parents[1] / "examples" / "sofa.png"
+    out = tmp_path / "figure.png"
+    assert figures.main(["resolutions", "--picture", str(sofa), "--out", str(out)]) == 0
+    image = np.asarray(Image.open(out))
+    assert image.shape == (256, 5 * 256, 3)
+    tiles = image.reshape(256, 5, 256, 3).transpose(1, 0, 2, 3)
+    drawn = [(tile < 200).any(-1).mean() for tile in tiles]  # share of non-white pixels
+    assert all(share > 0.05 for share in drawn), drawn
+    assert figures.main(["resolutions", "--picture", str(tmp_path / "no.png"), "--out", "x"]) == 1
