@@ -9,6 +9,8 @@ COLOUR_ATTRIBUTE = "Col"
 MESH_MATERIAL = "Image to 3D vertex colour"
 POINTS_MATERIAL = "Image to 3D point colour"
 POINTS_NODES = "Image to 3D mesh to points"
+NATIVE_POINTS = bpy.app.version >= (4, 5, 0)
+"""Whether this Blender converts meshes to Point Cloud objects."""
 
 
 def _colour_attribute(mesh, colours: np.ndarray | None) -> None:
@@ -113,20 +115,42 @@ def _points_node_group() -> bpy.types.NodeTree:
     return group
 
 
+POINT_RADIUS = 0.004
+"""Radius of each point of a point-cloud result (Blender units; the object spans about 1)."""
+
+
+def new_points_mesh(name: str, points: np.ndarray, colours: np.ndarray | None = None):
+    """A vertex-only mesh of ``points`` with colour and radius attributes."""
+    mesh = new_mesh(name, points, None, colours)
+    attribute = mesh.attributes.new("radius", "FLOAT", "POINT")
+    attribute.data.foreach_set("value", np.full(len(points), POINT_RADIUS, dtype=np.float32))
+    return mesh
+
+
 def points_object(
     name: str,
     points: np.ndarray,
     location,
     collection,
     colours: np.ndarray | None = None,
-    radius: float = 0.004,
 ) -> bpy.types.Object:
     """A point cloud as an editable vertex-only mesh with colour and radius attributes and
     a Geometry Nodes "Mesh to Points" modifier that draws it with its colours."""
-    mesh = new_mesh(name, points, None, colours)
-    attribute = mesh.attributes.new("radius", "FLOAT", "POINT")
-    attribute.data.foreach_set("value", np.full(len(points), radius, dtype=np.float32))
-    obj = bpy.data.objects.new(name, mesh)
+    obj = bpy.data.objects.new(name, new_points_mesh(name, points, colours))
     modifier = obj.modifiers.new("Mesh to Points", "NODES")
     modifier.node_group = _points_node_group()
     return _link(obj, location, collection)
+
+
+def make_native_points(context, obj) -> None:
+    """Turn a points object from `points_object` into a Point Cloud object in place
+    (Blender 4.5+): its points keep their colour and radius, and it takes the points
+    material directly instead of through the Mesh to Points modifier."""
+    mesh = obj.data
+    obj.modifiers.clear()
+    override = {"active_object": obj, "object": obj, "selected_objects": [obj]}
+    with context.temp_override(selected_editable_objects=[obj], **override):
+        bpy.ops.object.convert(target="POINTCLOUD")
+    obj.data.materials.append(_material(POINTS_MATERIAL, "attribute"))
+    if mesh.name in bpy.data.meshes and mesh.users == 0:
+        bpy.data.meshes.remove(mesh)

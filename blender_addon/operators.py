@@ -51,6 +51,15 @@ def _check(settings) -> str | None:
     return None
 
 
+def _describe(obj) -> str:
+    """"NAME: N faces" for a mesh, "NAME: N points" for a point cloud."""
+    if obj.type == "POINTCLOUD":
+        return f"{obj.name}: {len(obj.data.points)} points"
+    if not obj.data.polygons:
+        return f"{obj.name}: {len(obj.data.vertices)} points"
+    return f"{obj.name}: {len(obj.data.polygons)} faces"
+
+
 def build_result(
     context, name: str, result: dict, encoding: str | None, output: str, offset=(0.0, 0.0, 0.0)
 ) -> list:
@@ -76,11 +85,14 @@ def build_result(
             context.collection,
             result.get("point_colours"),
         )
+        if bridge.NATIVE_POINTS and context.scene.image_to_3d.native_points:
+            bridge.make_native_points(context, obj)
         objects.append(obj)
     for obj in objects:
         if encoding:
             obj[ENCODING_KEY] = encoding
-        obj[OUTPUT_KEY] = "points" if obj.modifiers.get("Mesh to Points") else "mesh"
+        points = obj.type == "POINTCLOUD" or obj.modifiers.get("Mesh to Points")
+        obj[OUTPUT_KEY] = "points" if points else "mesh"
     for obj in objects[:1]:
         context.view_layer.objects.active = obj
         obj.select_set(True)
@@ -102,8 +114,7 @@ class RECON_OT_reconstruct(bpy.types.Operator):
         name = Path(bpy.path.abspath(settings.image_path)).stem
         job = self._job
         objects = build_result(context, name, result, job.get("save_encoding"), job["output"])
-        faces = sum(len(o.data.polygons) for o in objects)
-        self.report({"INFO"}, f"{', '.join(o.name for o in objects)}: {faces} faces")
+        self.report({"INFO"}, "; ".join(_describe(o) for o in objects))
         settings.status = "Done"
         return {"FINISHED"}
 
@@ -229,13 +240,20 @@ class RECON_OT_reextract(bpy.types.Operator):
             obj.data = bridge.new_mesh(
                 old.name, result["vertices"], result["faces"], result.get("colours")
             )
+        elif obj.type == "POINTCLOUD":  # convert a stand-in, then take its data
+            mesh = bridge.new_points_mesh(old.name, result["points"], result.get("point_colours"))
+            stand_in = bpy.data.objects.new(old.name, mesh)
+            context.collection.objects.link(stand_in)
+            bridge.make_native_points(context, stand_in)
+            obj.data = stand_in.data
+            bpy.data.objects.remove(stand_in)
         else:
             obj.data = bridge.new_points_mesh(
                 old.name, result["points"], result.get("point_colours")
             )
         if old.users == 0:
-            bpy.data.meshes.remove(old)
-        self.report({"INFO"}, f"{obj.name}: {len(obj.data.polygons)} faces")
+            (bpy.data.pointclouds if obj.type == "POINTCLOUD" else bpy.data.meshes).remove(old)
+        self.report({"INFO"}, _describe(obj))
         return {"FINISHED"}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import bpy
 
+from . import bridge
 from .operators import ENCODING_KEY
 from .runner import backend, torch_in_blender
 
@@ -36,6 +37,8 @@ class RECON_PT_main(bpy.types.Panel):
         col.prop(settings, "resolution")
         col.prop(settings, "iso")
         col.prop(settings, "point_count")
+        if bridge.NATIVE_POINTS and settings.output != "mesh":
+            col.prop(settings, "native_points")
         layout.prop(settings, "device")
         row = layout.row(align=True)
         row.enabled = ready

@@ -83,6 +83,12 @@ class RECON_Settings(bpy.types.PropertyGroup):
         max=1_000_000,
         description="Point cloud size",
     )
+    native_points: bpy.props.BoolProperty(
+        name="Native Point Cloud",
+        default=False,
+        description="Blender 4.5+: make point clouds Point Cloud objects instead of vertex-only "
+        "meshes drawn by a Mesh to Points modifier",
+    )
     device: bpy.props.EnumProperty(
         name="Device",
         default="auto",

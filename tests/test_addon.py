@@ -122,6 +122,16 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert points["vertices"] == 3000 and points["faces"] == 0
     assert points["modifier"] == "NODES" and points["mesh_to_points"]
     assert {"Col", "radius"} <= set(points["attributes"])
+    assert points["reextract"] == ["FINISHED"] and points["reextracted_vertices"] == 1500
+    if tuple(map(int, version.split("."))) >= (4, 5):  # the optional native Point Cloud
+        native = result["native"]
+        assert result["native_status"] == ["FINISHED"]
+        assert native["type"] == "POINTCLOUD" and native["points"] == 3000
+        assert {"Col", "position", "radius"} <= set(native["attributes"]) and native["materials"]
+        assert native["reextract"] == ["FINISHED"]
+        assert native["reextracted"] == ["POINTCLOUD", 1500]
+    else:
+        assert "native" not in result
     assert result["batch_status"] == ["FINISHED"] and result["batch_added"] == 2
     assert result["server_reused"]
     assert result["cancel"] == {

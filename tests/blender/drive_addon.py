@@ -142,6 +142,25 @@ if cloud is not None and cloud.modifiers:
         len(evaluated.data.points) if hasattr(evaluated.data, "points") else -1
     )
     render("points", cloud, "CYCLES")
+    settings.point_count = 1500
+    result["points"]["reextract"] = list(bpy.ops.image_to_3d.reextract())
+    result["points"]["reextracted_vertices"] = len(cloud.data.vertices)
+    settings.point_count = 3000
+if addon.bridge.NATIVE_POINTS:  # Blender 4.5+: a Point Cloud object
+    settings.native_points = True
+    result["native_status"] = list(bpy.ops.image_to_3d.reconstruct())
+    native = bpy.context.view_layer.objects.active
+    result["native"] = {
+        "type": native.type,
+        "points": len(native.data.points),
+        "attributes": sorted(a.name for a in native.data.attributes if not a.name.startswith(".")),
+        "materials": [m.name for m in native.data.materials if m],
+    }
+    settings.point_count = 1500
+    result["native"]["reextract"] = list(bpy.ops.image_to_3d.reextract())
+    result["native"]["reextracted"] = [native.type, len(native.data.points)]
+    render("native_points", native, "CYCLES")
+    settings.native_points, settings.point_count = False, 3000
 settings.output = "mesh"
 
 # -- a folder of pictures ------------------------------------------------------------------
