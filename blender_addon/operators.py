@@ -52,7 +52,7 @@ def _check(settings) -> str | None:
 
 
 def _describe(obj) -> str:
-    """"NAME: N faces" for a mesh, "NAME: N points" for a point cloud."""
+    """ "NAME: N faces" for a mesh, "NAME: N points" for a point cloud."""
     if obj.type == "POINTCLOUD":
         return f"{obj.name}: {len(obj.data.points)} points"
     if not obj.data.polygons:
