@@ -142,7 +142,16 @@ class Reconstructor:
     @torch.no_grad()
     @one_blas_thread
     def encode(self, rgba: np.ndarray) -> Encoded:
-        """Encode a framed RGBA image (H, W, 4) (see `recon_core.imaging`)."""
+        """Encode a framed RGBA image (H, W, 4) (see `recon_core.imaging`); on the CPU when
+        the GPU runs out of memory."""
+        try:
+            return self._encode(rgba)
+        except torch.cuda.OutOfMemoryError:
+            torch.cuda.empty_cache()
+            self._to_cpu("GPU out of memory while encoding")
+            return self._encode(rgba)
+
+    def _encode(self, rgba: np.ndarray) -> Encoded:
         image = image_tensor(rgba, self.input_size).to(self.device)
         if self.config.method == "implicit":
             return Encoded("implicit", latent=self.model.encode(image))

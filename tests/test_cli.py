@@ -239,3 +239,44 @@ def test_resolution_figure_shows_one_latent_at_each_resolution(tmp_path):
     drawn = [(tile < 200).any(-1).mean() for tile in tiles]  # share of non-white pixels
     assert all(share > 0.05 for share in drawn), drawn
     assert figures.main(["resolutions", "--picture", str(tmp_path / "no.png"), "--out", "x"]) == 1
+
+
+def test_gpu_out_of_memory_falls_back_to_smaller_chunks_then_the_cpu(picture, caplog, monkeypatch):
+    """The fallbacks, driven by a model that raises CUDA's out-of-memory error (this machine
+    has no GPU, so the error is simulated; the recovery code is the real one)."""
+    import logging
+
+    import torch
+
+    from recon_core import inference
+    from recon_core.picture import read_picture
+
+    model = inference.Reconstructor("implicit", "cpu")
+    real_encode, failures = model.model.encode, []
+
+    def encode_once_out_of_memory(image):
+        if not failures:
+            failures.append("encode")
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_encode(image)
+
+    model.model.encode = encode_once_out_of_memory
+    with caplog.at_level(logging.WARNING, logger="recon3d"):
+        encoded = model.encode_picture(read_picture(picture))
+    assert failures == ["encode"] and encoded.latent is not None
+    assert "out of memory while encoding; falling back to the CPU" in caplog.text
+
+    real_extract, batches = inference.extract_mesh, []
+
+    def extract_out_of_memory_above_8192(field, resolution, iso, batch, device):
+        batches.append(batch)
+        if batch > 8192:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory")
+        return real_extract(field, resolution, iso, batch=batch, device=device)
+
+    monkeypatch.setattr(inference, "extract_mesh", extract_out_of_memory_above_8192)
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="recon3d"):
+        mesh, _ = model.mesh(encoded, 32)
+    assert batches == [65536, 8192] and len(mesh.faces) > 0
+    assert "evaluating in chunks of 8192 points" in caplog.text
