@@ -50,6 +50,40 @@ BLENDERS = {
 }
 
 
+DEPENDENCIES = {  # distribution: module, as "Install dependencies" asks pip for them
+    "torch": "torch",
+    "numpy": "numpy",
+    "scikit_image": "skimage",
+    "scipy": "scipy",
+    "pillow": "PIL",
+    "safetensors": "safetensors",
+    "tqdm": "tqdm",
+    "threadpoolctl": "threadpoolctl",
+}
+
+
+def _stand_in_wheels(folder: Path) -> Path:
+    """Tiny wheels named like the add-on's dependencies, so that its "Install dependencies"
+    button runs real pip against a local folder (PIP_NO_INDEX, PIP_FIND_LINKS)."""
+    import zipfile
+
+    folder.mkdir()
+    for dist, module in DEPENDENCIES.items():
+        version = "0.0.1"  # under any constraint a pip configuration may set
+        info = f"{dist}-{version}.dist-info"
+        files = {
+            f"{module}/__init__.py": f"STAND_IN = {dist!r}\n",
+            f"{info}/METADATA": f"Metadata-Version: 2.1\nName: {dist}\nVersion: {version}\n",
+            f"{info}/WHEEL": "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\n"
+            "Tag: py3-none-any\n",
+        }
+        files[f"{info}/RECORD"] = "".join(f"{name},,\n" for name in [*files, f"{info}/RECORD"])
+        with zipfile.ZipFile(folder / f"{dist}-{version}-py3-none-any.whl", "w") as wheel:
+            for name, text in files.items():
+                wheel.writestr(name, text)
+    return folder
+
+
 @pytest.mark.parametrize("version", sorted(BLENDERS))
 def test_install_into_blender_and_drive_it(tmp_path, version):
     python, external = BLENDERS[version]
@@ -83,6 +117,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
         "result": str(tmp_path / "result.json"),
         "render_dir": str(renders),
         "external_python": external,
+        "wheels": str(_stand_in_wheels(tmp_path / "wheels")),
         "no_torch_python": "/usr/bin/python3"
         if Path("/usr/bin/python3").exists()
         else str(tmp_path / "no-python"),
@@ -134,6 +169,11 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
         assert "native" not in result
     assert result["batch_status"] == ["FINISHED"] and result["batch_added"] == 2
     assert result["server_reused"]
+    install = result["install"]
+    assert "Online access is off" in install["offline"] and not install["offline_installed"]
+    assert install["status"] == ["FINISHED"], install
+    assert set(DEPENDENCIES.values()) <= set(install["installed"])
+    assert install["on_path"]
     assert result["cancel"] == {
         "killed": True,
         "result_written": False,

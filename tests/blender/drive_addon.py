@@ -4,10 +4,12 @@ python drive_addon.py SETTINGS_JSON
 
 SETTINGS: zip, models (folder with one good model), image, folder (pictures for the batch),
 result (JSON written here), render_dir, external_python (a Python with torch, or ""),
-no_torch_python (a Python without torch).
+no_torch_python (a Python without torch), wheels (stand-in wheels for "Install
+dependencies").
 """
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -208,6 +210,27 @@ settings.model = good_model
 prefs.backend, prefs.python_path = "external", settings_in["no_torch_python"]
 attempt("no_torch")
 prefs.backend, prefs.python_path = "auto", settings_in["external_python"]
+
+# -- "Install dependencies": real pip, against a folder of stand-in wheels -------------------
+# (last: the stand-ins would shadow the real libraries in later worker jobs)
+os.environ.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=settings_in["wheels"])
+os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+target = addon.runner.site_packages()
+install = result["install"] = {}
+bpy.context.preferences.system.use_online_access = False
+try:
+    bpy.ops.image_to_3d.install_dependencies()
+    install["offline"] = "no error"
+except RuntimeError as exc:
+    install["offline"] = str(exc).strip().splitlines()[-1]
+install["offline_installed"] = sorted(p.name for p in target.iterdir())
+bpy.context.preferences.system.use_online_access = True
+try:
+    install["status"] = list(bpy.ops.image_to_3d.install_dependencies())
+except RuntimeError as exc:
+    install["status"] = str(exc).strip().splitlines()[-1]
+install["installed"] = sorted(p.name for p in target.iterdir())
+install["on_path"] = str(target) in sys.path
 
 bpy.ops.preferences.addon_disable(module=module)
 result["panel_after_disable"] = hasattr(bpy.types, "RECON_PT_main")
