@@ -24,6 +24,7 @@ def _job(settings, image: str, encoding: str | None = None) -> dict:
         "output": settings.output,
         "resolution": settings.resolution,
         "iso": settings.iso,
+        "faces": settings.face_budget,
         "points": settings.point_count,
         "device": settings.device,
     }
@@ -204,6 +205,9 @@ class RECON_OT_reextract(bpy.types.Operator):
 
     resolution: bpy.props.IntProperty(name="Resolution", default=128, min=16, max=512)
     iso: bpy.props.FloatProperty(name="Iso level", default=0.5, min=0.01, max=0.99)
+    face_budget: bpy.props.IntProperty(
+        name="Face budget", default=0, min=0, description="At most this many faces (0: no limit)"
+    )
 
     @classmethod
     def poll(cls, context):
@@ -213,6 +217,7 @@ class RECON_OT_reextract(bpy.types.Operator):
     def invoke(self, context, event):
         settings = context.scene.image_to_3d
         self.resolution, self.iso = settings.resolution, settings.iso
+        self.face_budget = settings.face_budget
         return self.execute(context)
 
     def execute(self, context):
@@ -227,6 +232,7 @@ class RECON_OT_reextract(bpy.types.Operator):
             "output": output,
             "resolution": self.resolution,
             "iso": self.iso,
+            "faces": self.face_budget,
             "device": context.scene.image_to_3d.device,
             "points": context.scene.image_to_3d.point_count,
         }
@@ -383,6 +389,7 @@ class RECON_OT_install_dependencies(bpy.types.Operator):
             "safetensors",
             "tqdm",
             "threadpoolctl",
+            "fast-simplification",
         ]
         wm = context.window_manager
         wm.progress_begin(0, 1)

@@ -36,6 +36,7 @@ class RECON_PT_main(bpy.types.Panel):
         col = layout.column(align=True)
         col.prop(settings, "resolution")
         col.prop(settings, "iso")
+        col.prop(settings, "face_budget")
         col.prop(settings, "point_count")
         if bridge.NATIVE_POINTS and settings.output != "mesh":
             col.prop(settings, "native_points")

@@ -76,6 +76,13 @@ class RECON_Settings(bpy.types.PropertyGroup):
         max=0.99,
         description="Occupancy probability of the surface",
     )
+    face_budget: bpy.props.IntProperty(
+        name="Face Budget",
+        default=0,
+        min=0,
+        max=10_000_000,
+        description="At most this many faces, by quadric decimation (0: no limit)",
+    )
     point_count: bpy.props.IntProperty(
         name="Points",
         default=20000,

@@ -41,6 +41,9 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
     parser.add_argument("--output", choices=("mesh", "points", "both"), default="both")
     parser.add_argument("--resolution", type=int, default=128, help="mesh grid, 16-512")
     parser.add_argument("--iso", type=float, default=0.5, help="occupancy level, 0-1")
+    parser.add_argument(
+        "--faces", type=int, help="at most this many triangles (quadric decimation, stays closed)"
+    )
     parser.add_argument("--points", type=int, default=None, help="point count (default all)")
     parser.add_argument(
         "--format",
@@ -95,6 +98,9 @@ def reconstruct(argv: list[str]) -> int:
     if not 0.0 < args.iso < 1.0:
         print(f"error: --iso must be strictly between 0 and 1, got {args.iso}", file=sys.stderr)
         return 2
+    if args.faces is not None and args.faces < 4:
+        print(f"error: --faces must be at least 4, got {args.faces}", file=sys.stderr)
+        return 2
     try:
         model = Reconstructor(args.model, args.device)
     except (CheckpointError, ValueError, OSError) as exc:
@@ -118,7 +124,7 @@ def reconstruct(argv: list[str]) -> int:
             files = []  # everything is computed before anything is written
             mesh = None
             if want_mesh or (want_points and encoded.method == "implicit"):
-                mesh = model.coloured_mesh(encoded, args.resolution, args.iso)
+                mesh = model.coloured_mesh(encoded, args.resolution, args.iso, args.faces)
             if want_mesh:
                 files.append(
                     (stem.with_suffix(f".{args.format}"), (mesh.vertices, mesh.faces, mesh.colours))

@@ -39,6 +39,8 @@ __all__ = [
     "extract_mesh",
     "marching_cubes",
     "coarse_resolution",
+    "decimate",
+    "is_closed",
     "BAND_CELLS",
 ]
 
@@ -189,3 +191,40 @@ def extract_mesh(
         field, resolution, iso_logit, start, batch, device, band_cells, band
     )
     return marching_cubes(values.cpu().numpy(), iso_logit), stats
+
+
+def is_closed(faces: np.ndarray) -> bool:
+    """Whether every edge of the triangles (F, 3) lies in exactly two of them."""
+    edges = np.sort(faces[:, [0, 1, 1, 2, 2, 0]].reshape(-1, 2), axis=1)
+    _, counts = np.unique(edges, axis=0, return_counts=True)
+    return len(faces) > 0 and bool((counts == 2).all())
+
+
+def decimate(mesh: Mesh, faces: int) -> Mesh:
+    """The mesh reduced to at most ``faces`` triangles by quadric edge collapse
+    (fast-simplification, a maintained C++ implementation of Garland-Heckbert), still
+    closed. A result that would open the surface is refused; the original is kept then."""
+    try:
+        import fast_simplification
+    except ImportError:
+        raise ExtractionError(
+            "a face budget needs fast-simplification (pip install fast-simplification)"
+        ) from None
+    if faces < 4:
+        raise ExtractionError(f"a face budget needs at least 4 faces, got {faces}")
+    if len(mesh.faces) <= faces:
+        return mesh
+    # the library can land a few faces over the requested count: then aim a little lower
+    for share in (1.0, 0.98, 0.9):
+        reduction = 1.0 - share * faces / len(mesh.faces)
+        vertices, triangles = fast_simplification.simplify(
+            mesh.vertices.astype(np.float32), mesh.faces.astype(np.int32), reduction
+        )
+        if len(triangles) <= faces:
+            break
+    if len(triangles) > faces or not is_closed(triangles):
+        raise ExtractionError(
+            f"cannot reduce this mesh to {faces} faces and keep it closed (it has "
+            f"{len(mesh.faces)}); ask for more faces or a lower resolution"
+        )
+    return Mesh(vertices.astype(np.float32), triangles.astype(np.int64))

@@ -24,7 +24,7 @@ from recon_core.checkpoint import CheckpointError, load_checkpoint
 from recon_core.cloudmesh import mesh_from_points
 from recon_core.colour import ViewEstimate, estimate_view, point_colours, vertex_normals
 from recon_core.engine import TrainingError, select_device
-from recon_core.extraction import ExtractionError, ExtractionStats, Mesh, extract_mesh
+from recon_core.extraction import ExtractionError, ExtractionStats, Mesh, decimate, extract_mesh
 from recon_core.fusion import fuse
 from recon_core.imaging import network_input
 from recon_core.methods import METHODS
@@ -184,10 +184,15 @@ class Reconstructor:
 
     @one_blas_thread
     def mesh(
-        self, encoded: Encoded, resolution: int = 128, iso: float = 0.5
+        self, encoded: Encoded, resolution: int = 128, iso: float = 0.5, faces: int | None = None
     ) -> tuple[Mesh, ExtractionStats | None]:
         """Closed mesh at any resolution (16-512), from the cached encoding. Implicit: the
-        iso level (0-1) of the occupancy field; point cloud: the mesh around the cloud."""
+        iso level (0-1) of the occupancy field; point cloud: the mesh around the cloud.
+        ``faces``: at most this many triangles (quadric decimation, still closed)."""
+        mesh, stats = self._mesh(encoded, resolution, iso)
+        return (mesh if faces is None else decimate(mesh, faces)), stats
+
+    def _mesh(self, encoded: Encoded, resolution: int, iso: float):
         if encoded.method == "pointcloud":
             return mesh_from_points(self.points(encoded), min(resolution, 256)), None
         if not torch.isfinite(encoded.latent).all():
@@ -229,10 +234,10 @@ class Reconstructor:
 
     @one_blas_thread
     def coloured_mesh(
-        self, encoded: Encoded, resolution: int = 128, iso: float = 0.5
+        self, encoded: Encoded, resolution: int = 128, iso: float = 0.5, faces: int | None = None
     ) -> ColouredMesh:
         """`mesh` with vertex colours from the picture (None when encoded without one)."""
-        mesh, stats = self.mesh(encoded, resolution, iso)
+        mesh, stats = self.mesh(encoded, resolution, iso, faces)
         colours = None
         view = self._view(encoded, sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0])
         if view is not None:

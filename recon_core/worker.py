@@ -6,8 +6,9 @@ that Blender stays responsive, and so that torch may live in another Python than
 
 The job (JSON): ``model``, ``image`` (or ``encoding``: an ``.npz`` saved by an earlier
 job, to re-extract without the encoder), ``mask``, ``output`` (mesh, points or both),
-``resolution``, ``iso``, ``points``, ``device``, ``result`` (the ``.npz`` to write) and
-``save_encoding`` (where to keep the encoding for later re-extraction).
+``resolution``, ``iso``, ``faces`` (a face budget, 0 or absent for none), ``points``,
+``device``, ``result`` (the ``.npz`` to write) and ``save_encoding`` (where to keep the
+encoding for later re-extraction).
 
 Progress goes to stdout, one JSON object per line: ``{"stage": ..., "progress": 0-1}``,
 then ``{"done": RESULT}`` or ``{"error": "one line"}``; in ``--serve`` mode the same lines
@@ -112,7 +113,10 @@ def run_job(
     result: dict[str, np.ndarray] = {}
     if output in ("mesh", "both"):
         mesh = model.coloured_mesh(
-            encoded, int(job.get("resolution", 128)), float(job.get("iso", 0.5))
+            encoded,
+            int(job.get("resolution", 128)),
+            float(job.get("iso", 0.5)),
+            job.get("faces") or None,
         )
         result.update(vertices=mesh.vertices, faces=mesh.faces)
         if mesh.colours is not None:
@@ -126,7 +130,7 @@ def run_job(
             if "vertices" not in result:
                 mesh = model.coloured_mesh(
                     encoded, int(job.get("resolution", 128)), float(job.get("iso", 0.5))
-                )
+                )  # sampled for points: no face budget
             points, _, colours = sample_mesh(
                 mesh.vertices, mesh.faces, mesh.colours, count or 20000
             )

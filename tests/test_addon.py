@@ -59,6 +59,7 @@ DEPENDENCIES = {  # distribution: module, as "Install dependencies" asks pip for
     "safetensors": "safetensors",
     "tqdm": "tqdm",
     "threadpoolctl": "threadpoolctl",
+    "fast_simplification": "fast_simplification",
 }
 
 

@@ -280,3 +280,15 @@ def test_gpu_out_of_memory_falls_back_to_smaller_chunks_then_the_cpu(picture, ca
         mesh, _ = model.mesh(encoded, 32)
     assert batches == [65536, 8192] and len(mesh.faces) > 0
     assert "evaluating in chunks of 8192 points" in caplog.text
+
+
+def test_face_budget_gives_a_closed_coloured_mesh_within_it(tmp_path, picture, capsys):
+    model = octahedron_model(tmp_path / "octa.safetensors")
+    out = tmp_path / "out"
+    options = ["--model", model, "--resolution", 64, "--output-dir", out, "--no-preview"]
+    assert _run(picture, *options, "--output", "mesh", "--format", "ply", "--faces", 300) == 0
+    mesh = trimesh.load(out / "green box.ply", process=False)
+    assert 250 <= len(mesh.faces) <= 300 and mesh.is_watertight
+    assert np.abs(np.asarray(mesh.visual.vertex_colors)[:, :3] - [40, 160, 90]).max() <= 2
+    assert _run(picture, *options, "--faces", 2) == 2
+    assert "--faces must be at least 4" in capsys.readouterr().err

@@ -113,3 +113,24 @@ def test_specialized_decoder_matches_the_conditioned_forward(conditioning):
     for b in range(2):
         fast = decoder.specialize(z[b])(points[b])
         torch.testing.assert_close(fast, reference[b], rtol=1e-5, atol=1e-5)
+
+
+def test_decimation_keeps_a_closed_surface_within_the_budget_near_the_original():
+    from recon_core.extraction import decimate, is_closed
+
+    n = 97
+    axis = np.linspace(-0.55, 0.55, n)
+    x, y, z = np.meshgrid(axis, axis, axis, indexing="ij")
+    torus = 0.12 - np.sqrt((np.sqrt(x**2 + y**2) - 0.3) ** 2 + z**2)
+    mesh = marching_cubes(torus * 50, 0.0)
+    assert is_closed(mesh.faces)
+    for budget in (8000, 1000):
+        small = decimate(mesh, budget)
+        assert 0.9 * budget <= len(small.faces) <= budget and is_closed(small.faces)
+        # every vertex stays near the torus surface (radii 0.3 and 0.12)
+        ring = np.sqrt(small.vertices[:, 0] ** 2 + small.vertices[:, 1] ** 2) - 0.3
+        distance = np.abs(np.sqrt(ring**2 + small.vertices[:, 2] ** 2) - 0.12)
+        assert distance.max() < (0.01 if budget == 8000 else 0.03)
+    assert decimate(mesh, 10**7) is mesh  # under the budget already
+    with pytest.raises(ExtractionError, match="at least 4"):
+        decimate(mesh, 3)
