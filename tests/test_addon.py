@@ -153,6 +153,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["colour_attribute"] == ["Col"] and result["materials"]
     assert result["reextract"] == ["FINISHED"] and result["reextract_closed"]
     assert result["reextract_faces"][1] < result["reextract_faces"][0]
+    assert 100 <= result["budget_faces"][0] <= 150 and result["budget_faces"][1]
     assert result["points_status"] == ["FINISHED"]
     points = result["points"]
     assert points["vertices"] == 3000 and points["faces"] == 0

@@ -112,6 +112,8 @@ if obj is not None and len(bpy.data.objects) > objects_before:
     result["reextract"] = list(bpy.ops.image_to_3d.reextract(resolution=32, iso=0.5))
     result["reextract_faces"] = [faces_before, len(obj.data.polygons)]
     result["reextract_closed"] = closed(obj.data)
+    bpy.ops.image_to_3d.reextract(resolution=48, iso=0.5, face_budget=150)
+    result["budget_faces"] = [len(obj.data.polygons), closed(obj.data)]
     # undo removes what the operator added
     try:
         count = len(bpy.data.objects)
