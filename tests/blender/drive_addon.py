@@ -189,7 +189,7 @@ if True:  # a worker of the configured Python, or of this one
         and second.done
     )
     count = len(bpy.data.objects)
-    worker = addon.runner.WorkerJob(job)
+    worker = addon.runner.WorkerJob(dict(job, resolution=256))  # long enough to cancel
     time.sleep(0.3)
     worker.cancel()
     code = worker.worker.process.returncode
