@@ -70,7 +70,7 @@ def _stand_in_wheels(folder: Path) -> Path:
 
     folder.mkdir()
     for dist, module in DEPENDENCIES.items():
-        version = "0.0.1"  # under any constraint a pip configuration may set
+        version = "0.0.1"
         info = f"{dist}-{version}.dist-info"
         files = {
             f"{module}/__init__.py": f"STAND_IN = {dist!r}\n",

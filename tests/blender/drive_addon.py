@@ -216,7 +216,7 @@ prefs.backend, prefs.python_path = "auto", settings_in["external_python"]
 # -- "Install dependencies": real pip, against a folder of stand-in wheels -------------------
 # (last: the stand-ins would shadow the real libraries in later worker jobs)
 os.environ.update(PIP_NO_INDEX="1", PIP_FIND_LINKS=settings_in["wheels"])
-os.environ["PIP_DISABLE_PIP_VERSION_CHECK"] = "1"
+os.environ.update(PIP_DISABLE_PIP_VERSION_CHECK="1", PIP_CONFIG_FILE=os.devnull)  # no pip.conf
 target = addon.runner.site_packages()
 install = result["install"] = {}
 bpy.context.preferences.system.use_online_access = False
