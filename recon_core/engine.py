@@ -44,6 +44,7 @@ __all__ = [
     "TrainingError",
     "weights_checksum",
     "config_from_run",
+    "preview_batch",
     "learning_rate",
 ]
 
@@ -145,6 +146,13 @@ def _to_device(batch: dict, device: torch.device) -> dict:
         k: v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v
         for k, v in batch.items()
     }
+
+
+def preview_batch(dataset: PreparedDataset, device: torch.device, count: int = 4) -> dict:
+    """The first ``count`` shapes of ``dataset`` (draw 0) as one batch on ``device``: what
+    a method's ``preview`` draws, in training previews and evaluation reports alike."""
+    batch = [dataset[i, 0] for i in range(min(count, len(dataset)))]
+    return _to_device(torch.utils.data.default_collate(batch), device)
 
 
 class Trainer:
@@ -366,8 +374,7 @@ class Trainer:
             dataset = PreparedDataset(self.data_root, split, "all", settings, self.config.seed)
             if len(dataset):
                 break
-        batch = [dataset[i, 0] for i in range(min(4, len(dataset)))]
-        batch = _to_device(torch.utils.data.default_collate(batch), self.device)
+        batch = preview_batch(dataset, self.device)
         was_training = self.network.training
         self.network.eval()
         with torch.no_grad():

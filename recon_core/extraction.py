@@ -211,7 +211,8 @@ def is_closed(faces: np.ndarray) -> bool:
 def decimate(mesh: Mesh, faces: int) -> Mesh:
     """The mesh reduced to at most ``faces`` triangles by quadric edge collapse
     (fast-simplification, a maintained C++ implementation of Garland-Heckbert), still
-    closed. A result that would open the surface is refused; the original is kept then."""
+    closed. A mesh under the budget comes back as it is; one that cannot be brought under it
+    without opening the surface raises ExtractionError."""
     try:
         import fast_simplification
     except ImportError:

@@ -216,13 +216,11 @@ def _method_sheet(reconstructor, data: Path, split: str) -> np.ndarray:
     the first shapes of the split."""
     import torch
 
+    from recon_core.engine import preview_batch
+
     settings = reconstructor.method.sample_settings()
     dataset = PreparedDataset(data, None if split == "all" else split, "all", settings, 0)
-    batch = [dataset[i, 0] for i in range(min(4, len(dataset)))]
-    batch = {
-        key: value.to(reconstructor.device) if torch.is_tensor(value) else value
-        for key, value in torch.utils.data.default_collate(batch).items()
-    }
+    batch = preview_batch(dataset, reconstructor.device)
     with torch.no_grad():
         return reconstructor.method.preview(reconstructor.model, batch)
 
