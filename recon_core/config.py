@@ -360,11 +360,26 @@ def _implicit() -> TrainConfig:
     )
 
 
+IMNET_STAGES = (("shape autoencoder", {"autoencoder": 1.0}), ("image to code", {"latent": 1.0}))
+"""IM-NET's two-stage route: a shape autoencoder (64^3 voxel grid -> code -> occupancy),
+then the image encoder regressing the frozen autoencoder's codes (L2)."""
+
+
 def _implicit_imnet() -> TrainConfig:
+    """IM-NET as published: its decoder (1024-512-256-128, z and xyz at every layer) and its
+    two-stage training."""
     config = _implicit()
     config.model = ImplicitModelConfig(
         decoder="imnet", decoder_hidden=(1024, 512, 256, 128), conditioning="concat"
     )
+    config.stages = [StageConfig(name, 50_000, dict(losses)) for name, losses in IMNET_STAGES]
+    return config
+
+
+def _implicit_imnet_smoke() -> TrainConfig:
+    config = _implicit_smoke()
+    config.model.decoder, config.model.decoder_hidden = "imnet", (64, 32)
+    config.stages = [StageConfig(name, 150, dict(losses)) for name, losses in IMNET_STAGES]
     return config
 
 
@@ -419,6 +434,7 @@ PRESETS = {
     "implicit": _implicit,
     "implicit-imnet": _implicit_imnet,
     "implicit-smoke": _implicit_smoke,
+    "implicit-imnet-smoke": _implicit_imnet_smoke,
     "implicit-bundled": _implicit_bundled,
     "pointcloud-bundled": _pointcloud_bundled,
 }

@@ -233,6 +233,9 @@ class SampleSettings:
     """Occupancy samples per sample for the implicit method (half uniform, half near-surface)."""
     image_size: int | None = None
     """Resize input renders to this size (None keeps the stored size)."""
+    voxels: bool = False
+    """Implicit method: also the record's occupancy grid, ``voxels`` (1, R, R, R) float 0/1
+    (IM-NET's two-stage route)."""
 
 
 _METHOD_KEYS = {
@@ -264,7 +267,8 @@ class PreparedDataset:
       ``image_intrinsic`` (3, 3), ``category`` (int index into ``categories``), ``index``;
     * pointcloud: ``fixed_depth`` (N, S, S), ``fixed_mask`` (N, S, S), ``novel_depth``
       (K, S, S), ``novel_mask`` (K, S, S), ``novel_extrinsics`` (K, 4, 4);
-    * implicit: ``points`` (P, 3), ``occupancy`` (P,) float 0/1.
+    * implicit: ``points`` (P, 3), ``occupancy`` (P,) float 0/1; ``voxels`` (1, R, R, R)
+      float 0/1 when the settings ask for it.
 
     Random choices (which render, which novel views, which points) come from a generator
     seeded by (``seed``, epoch, index): the same epoch gives the same samples, which makes
@@ -311,6 +315,8 @@ class PreparedDataset:
             self.keys = _METHOD_KEYS[method]
         else:
             raise DatasetError(f"method must be pointcloud, implicit or all, got {method!r}")
+        if self.settings.voxels and "voxels" not in self.keys:
+            self.keys += ("voxels",)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -366,6 +372,10 @@ class PreparedDataset:
             )
             out["points"] = torch.from_numpy(points[pick].astype(np.float32))
             out["occupancy"] = torch.from_numpy(labels[pick].astype(np.float32))
+        if s.voxels:
+            resolution = int(self.index["settings"]["occupancy"]["voxel_resolution"])
+            grid = unpack_voxels(arrays["voxels"], resolution)
+            out["voxels"] = torch.from_numpy(grid[None].astype(np.float32))
         return out
 
     def _record(self, i: int) -> RecordArrays:

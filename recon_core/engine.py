@@ -206,7 +206,9 @@ class Trainer:
                 torch.set_rng_state(self.resume_state.rng_state["torch_cpu"])
         if self.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = torch.nn.parallel.DistributedDataParallel(model, device_ids=ids)
+            self.model = torch.nn.parallel.DistributedDataParallel(
+                model, device_ids=ids, find_unused_parameters=self.method.partial_stages
+            )
         self.network = model
         categories = list(config.data.categories) or None
         self.train_set = PreparedDataset(
@@ -235,7 +237,13 @@ class Trainer:
                 f"{path}: its model is not this config's ({state.config.method} "
                 f"{state.config.model}); start from a model trained with the same preset"
             )
-        self.model.load_state_dict({k: v.float() for k, v in state.model_state.items()})
+        # IM-NET's shape encoder exists only when some stage trains through it: an end-to-end
+        # fine-tune of a two-stage model drops it, a two-stage run from another starts it fresh
+        weights = {k: v.float() for k, v in state.model_state.items()}
+        missing, unexpected = self.model.load_state_dict(weights, strict=False)
+        mismatched = [k for k in missing + unexpected if not k.startswith("shape_encoder.")]
+        if mismatched:
+            raise TrainingError(f"{path}: weights do not match its config ({mismatched[0]})")
         if self.rank == 0:
             print(f"starting from the weights of {path}", file=sys.stderr)
 
@@ -283,6 +291,14 @@ class Trainer:
                     f"{self.data_root}: the dataset's fixed views ({data_fixed.get('count')} "
                     f"at {data_fixed.get('size')}px) differ from the model's "
                     f"({fixed['count']} at {fixed['size']}px)"
+                )
+
+        if self.method.sample_settings().voxels:
+            resolution = self.index.get("settings", {}).get("occupancy", {}).get("voxel_resolution")
+            if resolution != 64:
+                raise TrainingError(
+                    f"{self.data_root}: the two-stage route's shape encoder takes 64^3 voxel "
+                    f"grids; this dataset has {resolution}^3"
                 )
 
     def data_summary(self) -> dict[str, Any]:

@@ -318,3 +318,70 @@ def test_pointcloud_refuses_data_with_other_fixed_views(tiny_dataset, tmp_path, 
     )
     assert code == 2
     assert "fixed views" in capsys.readouterr().err
+
+
+def test_imnet_two_stage_route_trains_the_autoencoder_then_the_image_encoder(
+    tiny_dataset, tmp_path
+):
+    from recon_core.data import PreparedDataset, SampleSettings, read_record, unpack_voxels
+    from recon_core.inference import Reconstructor
+
+    dataset = PreparedDataset(tiny_dataset, "train", "implicit", SampleSettings(voxels=True))
+    arrays, meta = read_record(tiny_dataset / dataset.records[0]["file"], ["voxels", "renders"])
+    grid = unpack_voxels(arrays["voxels"], meta["voxel_resolution"])
+    assert torch.equal(dataset[0]["voxels"][0], torch.from_numpy(grid).float())
+
+    out = tmp_path / "imnet"
+    steps = ["--set", "stages.0.steps=6", "--set", "stages.1.steps=6", "--set", "log_every=1"]
+    base = ["--method", "implicit", "--data", str(tiny_dataset), *SMOKE]
+    common = [*base, *steps]
+    assert train.main(["--preset", "implicit-imnet-smoke", "--out", str(out), *common]) == 0
+    rows = (out / "scalars.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    first = dict(zip(header, rows[1].split(","), strict=True))
+    last = dict(zip(header, rows[-1].split(","), strict=True))
+    assert first["stage"] == "shape autoencoder" and first["autoencoder"] and not first["latent"]
+    assert last["stage"] == "image to code" and last["latent"] and not last["autoencoder"]
+
+    # the second stage moves only the image encoder: the decoder and the shape encoder are
+    # the autoencoder's
+    after_first = tmp_path / "after-first"
+    first_only = ["--set", "stages.0.steps=6", "--set", "stages.1.steps=0"]
+    argv = ["--preset", "implicit-imnet-smoke", "--out", str(after_first), *common, *first_only]
+    assert train.main(argv) == 0
+    before, after = _weights(after_first / "model.safetensors"), _weights(out / "model.safetensors")
+    assert before.keys() == after.keys()
+    for name in before:
+        same = torch.equal(before[name], after[name])
+        assert same == (not name.startswith("model/encoder.")), name
+
+    # an end-to-end fine-tune of the two-stage model leaves the shape encoder behind
+    tuned = tmp_path / "tuned"
+    argv = [
+        "--preset",
+        "implicit-smoke",
+        "--set",
+        "model.decoder=imnet",
+        "--set",
+        "stages.0.steps=2",
+    ]
+    argv += ["--set", "model.decoder_hidden=[64,32]", "--init", str(out / "model.safetensors")]
+    assert train.main([*argv, "--out", str(tuned), *base]) == 0
+    assert not any("shape_encoder" in k for k in _weights(tuned / "model.safetensors"))
+
+    reconstructor = Reconstructor(out / "model.safetensors", "cpu")
+    encoded = reconstructor.encode(arrays["renders"][0])
+    assert encoded.latent.shape == (1, 64) and torch.isfinite(encoded.latent).all()
+
+
+def test_two_stage_route_needs_64_cube_voxels(tiny_dataset, tmp_path, capsys):
+    import shutil
+
+    data = tmp_path / "data"
+    shutil.copytree(tiny_dataset, data)
+    index = json.loads((data / "index.json").read_text())
+    index["settings"]["occupancy"]["voxel_resolution"] = 32
+    (data / "index.json").write_text(json.dumps(index))
+    argv = ["--method", "implicit", "--preset", "implicit-imnet-smoke", "--data", str(data)]
+    assert train.main([*argv, "--out", str(tmp_path / "run"), *SMOKE]) == 2
+    assert "64^3 voxel grids; this dataset has 32^3" in capsys.readouterr().err

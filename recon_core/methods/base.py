@@ -53,6 +53,12 @@ class Method(ABC):
         """An RGB image (H, W, 3) uint8, one row per shape: input | prediction | truth
         (called under torch.no_grad with the model in eval mode)."""
 
+    @property
+    def partial_stages(self) -> bool:
+        """Whether some stage leaves parameters without gradients (DistributedDataParallel
+        must then look for unused parameters)."""
+        return False
+
     def info(self) -> dict:
         """Method facts saved into checkpoints (e.g. the fixed views)."""
         return {}

@@ -16,13 +16,22 @@ from recon_core.models.implicit import (
     ImplicitNetwork,
     ResidualDecoder,
     ResNetEncoder,
+    VoxelEncoder,
 )
 from recon_core.visualize import depth_image, hstack, rgba_image
 
-__all__ = ["ImplicitMethod", "build_implicit_network", "occupancy_depth"]
+__all__ = ["ImplicitMethod", "build_implicit_network", "occupancy_depth", "TWO_STAGE_TERMS"]
+
+TWO_STAGE_TERMS = ("autoencoder", "latent")
+"""Loss terms of IM-NET's two-stage route: a shape autoencoder on the voxel grid, then the
+image encoder regressing the autoencoder's codes."""
 
 
-def build_implicit_network(model: ImplicitModelConfig) -> ImplicitNetwork:
+def build_implicit_network(
+    model: ImplicitModelConfig, shape_encoder: bool = False
+) -> ImplicitNetwork:
+    """The image encoder and decoder; with ``shape_encoder``, also IM-NET's voxel encoder
+    (at the image encoder's base width, as IM-NET's 32)."""
     encoder = ResNetEncoder(model.latent_dim, model.encoder_width)
     if model.decoder == "imnet":
         decoder = IMNetDecoder(model.latent_dim, model.decoder_hidden)
@@ -30,7 +39,8 @@ def build_implicit_network(model: ImplicitModelConfig) -> ImplicitNetwork:
         decoder = ResidualDecoder(
             model.latent_dim, model.decoder_hidden[0], model.decoder_blocks, model.conditioning
         )
-    return ImplicitNetwork(encoder, decoder)
+    voxels = VoxelEncoder(model.latent_dim, model.encoder_width) if shape_encoder else None
+    return ImplicitNetwork(encoder, decoder, voxels)
 
 
 @torch.no_grad()
@@ -67,21 +77,48 @@ def occupancy_depth(
 
 
 class ImplicitMethod(Method):
+    """Stages weight ``occupancy`` (image -> occupancy end to end, as Occupancy Networks
+    trains), or IM-NET's two stages: ``autoencoder`` (voxel grid -> code -> occupancy), then
+    ``latent`` (the image encoder regresses the frozen autoencoder's code, L2); an
+    ``occupancy`` stage may follow to fine-tune end to end."""
+
     name = "implicit"
-    loss_terms = ("occupancy",)
+    loss_terms = ("occupancy", *TWO_STAGE_TERMS)
+
+    @property
+    def two_stage(self) -> bool:
+        return any(
+            stage.losses.get(term, 0.0) != 0.0
+            for stage in self.config.stages
+            for term in TWO_STAGE_TERMS
+        )
+
+    @property
+    def partial_stages(self) -> bool:
+        return self.two_stage
 
     def sample_settings(self) -> SampleSettings:
         return SampleSettings(
             occupancy_points=self.config.data.occupancy_points,
             image_size=self.config.model.input_size,
+            voxels=self.two_stage,
         )
 
     def build_model(self) -> nn.Module:
-        return build_implicit_network(self.config.model)
+        return build_implicit_network(self.config.model, shape_encoder=self.two_stage)
 
     def losses(self, model, batch, weights):
-        logits = model(batch["image"], batch["points"])
-        return {"occupancy": F.binary_cross_entropy_with_logits(logits, batch["occupancy"])}
+        terms = {}
+        if weights.get("occupancy", 0.0):
+            logits = model(batch["image"], batch["points"])
+            terms["occupancy"] = F.binary_cross_entropy_with_logits(logits, batch["occupancy"])
+        if weights.get("autoencoder", 0.0):
+            logits = model(None, batch["points"], batch["voxels"], task="autoencoder")
+            terms["autoencoder"] = F.binary_cross_entropy_with_logits(logits, batch["occupancy"])
+        if weights.get("latent", 0.0):
+            predicted, target = model(batch["image"], None, batch["voxels"], task="latent")
+            terms["latent"] = F.mse_loss(predicted, target)
+        return terms
 
     def preview(self, model, batch) -> np.ndarray:
         network = model.module if hasattr(model, "module") else model

@@ -6,7 +6,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["ResNetEncoder", "IMNetDecoder", "ResidualDecoder", "ImplicitNetwork"]
+__all__ = [
+    "ResNetEncoder",
+    "VoxelEncoder",
+    "IMNetDecoder",
+    "ResidualDecoder",
+    "ImplicitNetwork",
+]
 
 
 class _BasicBlock(nn.Module):
@@ -53,6 +59,32 @@ class ResNetEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.blocks(self.stem(image * 2.0 - 1.0))
         return self.fc(features.mean(dim=(2, 3)))
+
+
+class VoxelEncoder(nn.Module):
+    """IM-NET's shape encoder for its two-stage route: four stride-2 4x4x4 convolutions
+    (``width``, 2, 4 and 8 times ``width`` channels, instance norm, leaky ReLU) take the
+    64^3 occupancy grid to 4^3, and a 4x4x4 convolution without padding to the code.
+
+    voxels: (B, 1, 64, 64, 64) in {0, 1} -> latent code (B, latent_dim)."""
+
+    def __init__(self, latent_dim: int = 256, width: int = 32):
+        super().__init__()
+        layers, cin = [], 1
+        for cout in (width, 2 * width, 4 * width, 8 * width):
+            layers += [
+                nn.Conv3d(cin, cout, 4, 2, 1, bias=False),
+                nn.InstanceNorm3d(cout, affine=True),
+                nn.LeakyReLU(0.02, inplace=True),
+            ]
+            cin = cout
+        self.blocks = nn.Sequential(*layers)
+        self.out = nn.Conv3d(cin, latent_dim, 4)
+
+    def forward(self, voxels: torch.Tensor) -> torch.Tensor:
+        if voxels.shape[-3:] != (64, 64, 64):
+            raise ValueError(f"the shape encoder takes 64^3 grids, got {tuple(voxels.shape)}")
+        return self.out(self.blocks(voxels * 2.0 - 1.0)).flatten(1)
 
 
 class IMNetDecoder(nn.Module):
@@ -151,12 +183,23 @@ class ResidualDecoder(nn.Module):
 
 
 class ImplicitNetwork(nn.Module):
-    """Encoder and decoder together: ``encode(image) -> z``, ``decode(z, points) -> logits``."""
+    """Encoder and decoder together: ``encode(image) -> z``, ``decode(z, points) -> logits``.
 
-    def __init__(self, encoder: ResNetEncoder, decoder: nn.Module):
+    With a ``shape_encoder`` (IM-NET's two-stage route), ``forward`` also serves the two
+    training stages: ``task="autoencoder"`` decodes the code of the voxel grid (the shape
+    autoencoder), ``task="latent"`` returns the image's code beside the voxel grid's
+    (detached), which the image encoder learns to regress. Every task goes through
+    ``forward`` so that DistributedDataParallel sees it."""
+
+    TASKS = ("occupancy", "autoencoder", "latent")
+
+    def __init__(
+        self, encoder: ResNetEncoder, decoder: nn.Module, shape_encoder: VoxelEncoder | None = None
+    ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
+        self.shape_encoder = shape_encoder
 
     def encode(self, image: torch.Tensor) -> torch.Tensor:
         return self.encoder(image)
@@ -164,5 +207,21 @@ class ImplicitNetwork(nn.Module):
     def decode(self, z: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
         return self.decoder(z, points)
 
-    def forward(self, image: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
-        return self.decode(self.encode(image), points)
+    def forward(
+        self,
+        image: torch.Tensor | None,
+        points: torch.Tensor | None,
+        voxels: torch.Tensor | None = None,
+        task: str = "occupancy",
+    ):
+        if task == "occupancy":
+            return self.decode(self.encode(image), points)
+        if task not in self.TASKS:
+            raise ValueError(f"task must be one of {self.TASKS}, got {task!r}")
+        if self.shape_encoder is None or voxels is None:
+            raise ValueError(f"the {task} task needs a shape encoder and voxels")
+        if task == "autoencoder":
+            return self.decode(self.shape_encoder(voxels), points)
+        with torch.no_grad():
+            target = self.shape_encoder(voxels)
+        return self.encode(image), target
