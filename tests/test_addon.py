@@ -154,6 +154,12 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["reextract"] == ["FINISHED"] and result["reextract_closed"]
     assert result["reextract_faces"][1] < result["reextract_faces"][0]
     assert 100 <= result["budget_faces"][0] <= 150 and result["budget_faces"][1]
+    undo = result["undo"]
+    assert "UNDO" in undo.get("bl_options", []), undo
+    assert (undo["added"], undo["after_undo"], undo["after_redo"]) == (1, 0, 1), undo
+    assert undo["redone_faces"] > 500, undo
+    faces_redone, faces_reextracted = undo["reextract_after_redo"]
+    assert faces_reextracted < faces_redone, undo
     assert result["points_status"] == ["FINISHED"]
     points = result["points"]
     assert points["vertices"] == 3000 and points["faces"] == 0

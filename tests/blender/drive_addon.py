@@ -114,16 +114,35 @@ if obj is not None and len(bpy.data.objects) > objects_before:
     result["reextract_closed"] = closed(obj.data)
     bpy.ops.image_to_3d.reextract(resolution=48, iso=0.5, face_budget=150)
     result["budget_faces"] = [len(obj.data.polygons), closed(obj.data)]
-    # undo removes what the operator added
+    # undo removes what the operator added, redo brings it back. In background mode the
+    # window manager creates no undo stack and pushes no step after an UNDO operator; a
+    # first push creates the stack, and the push after the operator is the one the window
+    # manager makes in the UI.
+    op_class = bpy.types.IMAGE_TO_3D_OT_reconstruct
     try:
         count = len(bpy.data.objects)
         bpy.ops.ed.undo_push(message="before")
         bpy.ops.image_to_3d.reconstruct()
+        bpy.ops.ed.undo_push(message=op_class.bl_label)
         added = len(bpy.data.objects) - count
         bpy.ops.ed.undo()
-        result["undo"] = {"added": added, "after_undo": len(bpy.data.objects) - count}
-    except RuntimeError as exc:
+        after_undo = len(bpy.data.objects) - count
+        bpy.ops.ed.redo()
+        redone = bpy.context.view_layer.objects.active
+        undo = {
+            "added": added,
+            "after_undo": after_undo,
+            "after_redo": len(bpy.data.objects) - count,
+        }
+        undo["redone_faces"] = len(redone.data.polygons) if redone else 0
+        bpy.ops.image_to_3d.reextract(resolution=32, iso=0.5)  # its cached encoding survives
+        undo["reextract_after_redo"] = [undo["redone_faces"], len(redone.data.polygons)]
+        undo["bl_options"] = sorted(op_class.bl_options)
+        result["undo"] = undo
+    except (RuntimeError, AttributeError) as exc:
         result["undo"] = {"error": str(exc).strip().splitlines()[-1]}
+    # undo reloads the scene's data: Python references taken before it are stale
+    settings = bpy.context.scene.image_to_3d
 
 # -- a point cloud -------------------------------------------------------------------------
 settings.output = "points"
