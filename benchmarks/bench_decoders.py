@@ -96,7 +96,9 @@ def _extraction_seconds(model: Path, args) -> tuple[float, float]:
     torch.set_num_threads(args.threads)
     reconstructor = Reconstructor(model, "cpu")
     records = [
-        r for r in read_index(args.data)["records"] if args.split == "all" or r["split"] == args.split
+        r
+        for r in read_index(args.data)["records"]
+        if args.split == "all" or r["split"] == args.split
     ]
     times = []
     for entry in records[: args.shapes]:

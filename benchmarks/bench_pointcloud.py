@@ -7,7 +7,9 @@ Times (median of ``--repeats``) and peak memory of: the structure generator forw
 forward+backward; fusion + pseudo-render forward and forward+backward; a full stage-2
 training step (generator, fusion, pseudo-render, losses, Adam). The naive per-point
 reference is timed on a small problem and reported per point, beside the fast version on
-the same problem. Each figure runs in a fresh process so peak memory is its own.
+the same problem. A second table runs fusion + pseudo-render forward+backward with a quarter,
+half and all of the points, and at U = 1, 2, 5, 10: its cost should follow the points, not
+U^2 x pixels. Each figure runs in a fresh process so peak memory is its own.
 """
 
 from __future__ import annotations
@@ -123,6 +125,19 @@ def child(case: str, batch: int, repeats: int) -> dict:
             lambda: fn(points, mask, novel.double(), intrinsic, 16, 5), max(1, repeats // 2)
         )
         return {"seconds": seconds, "points": 512, "peak_mb": peak_mb()}
+    if case.startswith("scale:"):  # scale:FRACTION:U, forward+backward
+        _, fraction, upsample = case.split(":")
+        xyz, logits, novel, extrinsics, intrinsic = _inputs(batch)
+        count = int(float(fraction) * logits.shape[1])
+
+        def run():
+            x = xyz.clone().requires_grad_(True)
+            m = logits[:, :count].clone().requires_grad_(True)
+            points = fuse(x, extrinsics)[:, :count]
+            out = pseudo_render(points, m, novel, intrinsic, 128, int(upsample))
+            (out.depth.sum() + out.mask_logit.sum()).backward()
+
+        return {"seconds": median_seconds(run, repeats), "peak_mb": peak_mb(), "points": count}
     raise SystemExit(f"unknown case {case}")
 
 
@@ -135,6 +150,29 @@ CASES = [
     ("fast_small", "pseudo-render, 512 points x 1 view (fast)"),
     ("naive_small", "pseudo-render, 512 points x 1 view (naive reference)"),
 ]
+
+
+SCALING = [(0.25, 5), (0.5, 5), (1.0, 5), (1.0, 1), (1.0, 2), (1.0, 10)]
+"""(fraction of the 131,072 points per shape, U): the renderer's cost against points and U."""
+
+
+def _run_child(case: str, args) -> dict:
+    out = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--child",
+            case,
+            "--batch",
+            str(args.batch),
+            "--repeats",
+            str(args.repeats),
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return json.loads(out.strip().splitlines()[-1])
 
 
 def main(argv=None) -> int:
@@ -155,23 +193,19 @@ def main(argv=None) -> int:
     print("| operation | median s | peak MB |")
     print("|---|---:|---:|")
     for case, label in CASES:
-        out = subprocess.run(
-            [
-                sys.executable,
-                __file__,
-                "--child",
-                case,
-                "--batch",
-                str(args.batch),
-                "--repeats",
-                str(args.repeats),
-            ],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-        result = json.loads(out.strip().splitlines()[-1])
+        result = _run_child(case, args)
         print(f"| {label} | {result['seconds']:.3f} | {result['peak_mb']:.0f} |", flush=True)
+    print("\nfusion + pseudo-render forward+backward against points per shape and U")
+    print("| points per shape | U | median s | s per million point-views | peak MB |")
+    print("|---:|---:|---:|---:|---:|")
+    for fraction, upsample in SCALING:
+        result = _run_child(f"scale:{fraction}:{upsample}", args)
+        per_million = result["seconds"] / (result["points"] * args.batch * 5 / 1e6)
+        print(
+            f"| {result['points']:,} | {upsample} | {result['seconds']:.3f} | "
+            f"{per_million:.4f} | {result['peak_mb']:.0f} |",
+            flush=True,
+        )
     return 0
 
 
