@@ -139,16 +139,23 @@ class RECON_OT_reconstruct(bpy.types.Operator):
             return {"CANCELLED"}
         return self._finish(context, result)
 
-    def invoke(self, context, event):  # the button: a worker process, progress, Esc
+    def _start(self, context) -> bool:
+        """Check the settings and start the job in a worker; False (after reporting) when
+        either fails."""
         if not self._prepare(context):
-            return {"CANCELLED"}
+            return False
         settings = context.scene.image_to_3d
         try:
             self._worker = runner.WorkerJob(self._job)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
+            return False
+        settings.progress, settings.status, settings.cancel_requested = 0.0, "Starting", False
+        return True
+
+    def invoke(self, context, event):  # the button: a worker process, progress, Esc
+        if not self._start(context):
             return {"CANCELLED"}
-        settings.progress, settings.status = 0.0, "Starting"
         self._timer = context.window_manager.event_timer_add(0.1, window=context.window)
         context.window_manager.modal_handler_add(self)
         return {"RUNNING_MODAL"}

@@ -188,6 +188,16 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
         "scene_unchanged": True,
         "next_job_runs": True,
     }
+    modal = result["modal"]
+    assert modal["started"], modal
+    full = modal["full"]
+    assert full["status"] == ["FINISHED"] and full["added"] == 1, full
+    assert full["progress_rises"] and full["final_status"] == "Done", full
+    for stop_with in ("ESC", "CANCEL_BUTTON"):
+        stopped = modal[stop_with]
+        assert stopped["status"] == ["CANCELLED"] and stopped["killed"], stopped
+        assert stopped["scene_unchanged"] and stopped["settings_status"] == "Cancelled", stopped
+        assert stopped["report"] == ["WARNING", "Reconstruction cancelled"], stopped
     for name, words in [
         ("missing_image", "no such image file"),
         ("corrupt_model", "corrupt.safetensors"),

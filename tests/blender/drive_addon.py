@@ -12,6 +12,7 @@ import json
 import os
 import sys
 import time
+import types
 from pathlib import Path
 
 import bpy
@@ -220,6 +221,80 @@ if True:  # a worker of the configured Python, or of this one
     after = addon.runner.WorkerJob(dict(job, output="points"))  # a fresh worker after cancel
     after.wait(300)
     result["cancel"]["next_job_runs"] = after.done and after.worker.process.pid != pid
+
+# -- the button's path: invoke starts the job in a worker, modal() follows its progress on
+# timer events and stops it on Esc or the Cancel button. Background mode has no window event
+# loop, so the test sends the events the window manager would, to the operator's own code.
+op_class = bpy.types.IMAGE_TO_3D_OT_reconstruct
+
+
+class Driven:
+    """The reconstruct operator's own methods on a plain object (Blender creates operator
+    instances only through its operator system)."""
+
+    _start, _prepare, _finish = op_class._start, op_class._prepare, op_class._finish
+    _stop, modal = op_class._stop, op_class.modal
+    _timer = None
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, kind, text):
+        self.reports.append((sorted(kind)[0], text))
+
+
+def event(kind):
+    return types.SimpleNamespace(type=kind)
+
+
+def drive(driven, stop_after=None, stop_with="ESC"):
+    """Timer events until the operator ends (or, after ``stop_after`` s, ``stop_with``)."""
+    context, seen, start = bpy.context, [], time.perf_counter()
+    while time.perf_counter() - start < 300:
+        if stop_after is not None and time.perf_counter() - start > stop_after:
+            if stop_with == "CANCEL_BUTTON":
+                bpy.ops.image_to_3d.cancel()
+                return sorted(driven.modal(context, event("TIMER"))), seen
+            return sorted(driven.modal(context, event(stop_with))), seen
+        status = driven.modal(context, event("TIMER"))
+        seen.append((round(settings.progress, 3), settings.status))
+        if status != {"RUNNING_MODAL"}:
+            return sorted(status), seen
+        time.sleep(0.05)
+    return ["TIMEOUT"], seen
+
+
+modal = {}
+count = len(bpy.data.objects)
+settings.resolution = 64
+driven = Driven()
+modal["started"] = driven._start(bpy.context)
+status, seen = drive(driven)
+progress = [p for p, _ in seen]
+modal["full"] = {
+    "status": status,
+    "added": len(bpy.data.objects) - count,
+    "progress_rises": progress == sorted(progress) and len(set(progress)) > 2,
+    "stages": sorted({stage for _, stage in seen}),
+    "final_status": settings.status,
+}
+for stop_with in ("ESC", "CANCEL_BUTTON"):
+    count = len(bpy.data.objects)
+    settings.resolution = 256  # long enough to stop mid-way
+    driven = Driven()
+    driven._start(bpy.context)
+    status, seen = drive(driven, stop_after=0.5, stop_with=stop_with)
+    worker = driven._worker.worker.process
+    worker.wait(10)
+    modal[stop_with] = {
+        "status": status,
+        "killed": worker.returncode not in (None, 0),
+        "scene_unchanged": len(bpy.data.objects) == count,
+        "settings_status": settings.status,
+        "report": driven.reports[-1] if driven.reports else None,
+    }
+settings.resolution = 128
+result["modal"] = modal
 
 # -- bad inputs: one line each, scene unchanged --------------------------------------------
 settings.image_path = settings_in["image"] + ".missing.png"
