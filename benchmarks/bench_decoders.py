@@ -24,6 +24,9 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from bench_implicit import _per_point_macs  # noqa: E402
 
 VARIANTS = {
     "imnet 1024-512-256-128": ["model.decoder=imnet", "model.decoder_hidden=[1024,512,256,128]"],
@@ -111,12 +114,7 @@ def _extraction_seconds(model: Path, args) -> tuple[float, float]:
             times.append(time.perf_counter() - start)
         except ExtractionError:
             pass
-    decoder = reconstructor.model.decoder
-    macs = sum(
-        m.in_features * m.out_features
-        for name, m in decoder.named_modules()
-        if isinstance(m, torch.nn.Linear) and not name.startswith("cond")
-    )
+    macs = _per_point_macs(reconstructor.model.decoder)
     return (statistics.median(times) if times else float("nan")), macs
 
 
