@@ -26,6 +26,7 @@ def _job(settings, image: str, encoding: str | None = None) -> dict:
         "iso": settings.iso,
         "faces": settings.face_budget,
         "points": settings.point_count,
+        "consistency": 0 if settings.views_agree else None,
         "device": settings.device,
     }
     if encoding:
@@ -215,6 +216,11 @@ class RECON_OT_reextract(bpy.types.Operator):
     face_budget: bpy.props.IntProperty(
         name="Face budget", default=0, min=0, description="At most this many faces (0: no limit)"
     )
+    views_agree: bpy.props.BoolProperty(
+        name="Views Must Agree",
+        default=False,
+        description="Point-cloud models: keep only the points inside every fixed view's silhouette",
+    )
 
     @classmethod
     def poll(cls, context):
@@ -224,7 +230,7 @@ class RECON_OT_reextract(bpy.types.Operator):
     def invoke(self, context, event):
         settings = context.scene.image_to_3d
         self.resolution, self.iso = settings.resolution, settings.iso
-        self.face_budget = settings.face_budget
+        self.face_budget, self.views_agree = settings.face_budget, settings.views_agree
         return self.execute(context)
 
     def execute(self, context):
@@ -242,6 +248,7 @@ class RECON_OT_reextract(bpy.types.Operator):
             "faces": self.face_budget,
             "device": context.scene.image_to_3d.device,
             "points": context.scene.image_to_3d.point_count,
+            "consistency": 0 if self.views_agree else None,
         }
         try:
             result = runner.run(job)

@@ -90,6 +90,12 @@ class RECON_Settings(bpy.types.PropertyGroup):
         max=1_000_000,
         description="Point cloud size",
     )
+    views_agree: bpy.props.BoolProperty(
+        name="Views Must Agree",
+        default=False,
+        description="Point-cloud models: keep only the points inside every fixed view's "
+        "silhouette (drops stray points; can thin out parts the network half-missed)",
+    )
     native_points: bpy.props.BoolProperty(
         name="Native Point Cloud",
         default=False,

@@ -17,9 +17,11 @@ __all__ = [
     "fuse",
     "RenderedViews",
     "pseudo_render",
+    "consistent_points",
     "EMPTY_LOGIT",
     "fuse_naive",
     "pseudo_render_naive",
+    "consistent_points_naive",
 ]
 
 EMPTY_LOGIT = -20.0
@@ -187,6 +189,39 @@ def _winners(points: torch.Tensor, matrix: torch.Tensor, size: int, upsample: in
     return winner, hit, (landed[:total] > 1) & hit
 
 
+def consistent_points(
+    points: torch.Tensor,
+    mask_logit: torch.Tensor,
+    extrinsics: torch.Tensor,
+    intrinsic: np.ndarray | torch.Tensor,
+    max_violations: int = 0,
+) -> torch.Tensor:
+    """Which fused points of one shape the fixed views' silhouettes agree on (inference).
+
+    points: (N*S*S, 3), one shape's fused cloud in `fuse`'s order; mask_logit: (N, S, S),
+    its fixed-view mask logits; extrinsics: (N, 4, 4). Returns (N*S*S,) bool: the point's own mask
+    logit is positive and it projects outside the silhouette (the predicted mask dilated by
+    one pixel) of at most ``max_violations`` fixed views. Every point of a surface lies
+    inside every view's silhouette, so this is the visual-hull test: it drops the points a
+    view's smoothed depth puts between a foreground edge and the background."""
+    views, size, _ = mask_logit.shape
+    on = mask_logit > 0
+    dtype, device = points.dtype, points.device
+    with torch.no_grad():
+        dilated = torch.nn.functional.max_pool2d(on[:, None].to(dtype), 3, 1, 1)
+        silhouette = dilated.reshape(views, -1) > 0
+        intrinsic = torch.as_tensor(np.asarray(intrinsic), dtype=dtype, device=device)
+        rotation = extrinsics[:, :3, :3].to(dtype)
+        translation = extrinsics[:, :3, 3].to(dtype)
+        cam = torch.einsum("vij,pj->vpi", rotation, points) + translation[:, None]
+        col = torch.floor(intrinsic[0, 0] * cam[..., 0] + intrinsic[0, 2])
+        row = torch.floor(-intrinsic[1, 1] * cam[..., 1] + intrinsic[1, 2])
+        inside = (col >= 0) & (col < size) & (row >= 0) & (row < size)
+        pixel = (row.clamp(0, size - 1) * size + col.clamp(0, size - 1)).to(torch.int64)
+        violations = (~(inside & silhouette.gather(1, pixel))).sum(0)
+    return on.reshape(-1) & (violations <= max_violations)
+
+
 # -- slow references, for tests and benchmarks ------------------------------------------------
 
 
@@ -254,3 +289,23 @@ def pseudo_render_naive(
                     hit[b, k, row, col] = True
                     collision[b, k, row, col] = landed[fr][fc] > 1
     return RenderedViews(depth_out, logit_out, hit, collision)
+
+
+def consistent_points_naive(points, mask_logit, extrinsics, intrinsic, max_violations=0):
+    """`consistent_points`, one point and one view at a time."""
+    views, size, _ = mask_logit.shape
+    on = mask_logit > 0
+    keep = torch.zeros(len(points), dtype=torch.bool)
+    for p, point in enumerate(points):
+        if not on.reshape(-1)[p]:
+            continue
+        violations = 0
+        for n in range(views):
+            cam = extrinsics[n, :3, :3].to(points.dtype) @ point + extrinsics[n, :3, 3]
+            col = int(np.floor(float(intrinsic[0, 0] * cam[0] + intrinsic[0, 2])))
+            row = int(np.floor(float(-intrinsic[1, 1] * cam[1] + intrinsic[1, 2])))
+            seen = 0 <= row < size and 0 <= col < size
+            seen = seen and bool(on[n, max(row - 1, 0) : row + 2, max(col - 1, 0) : col + 2].any())
+            violations += not seen
+        keep[p] = violations <= max_violations
+    return keep

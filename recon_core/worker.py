@@ -102,6 +102,7 @@ def run_job(
         model = Reconstructor(model_name, job.get("device", "auto"))
         if model_cache is not None:
             model_cache[key] = model
+    model.consistency = job.get("consistency")  # point-cloud models: the silhouette test
     if encoded is None:
         report("encode", 0.25)
         picture = read_picture(job["image"], job.get("mask"))

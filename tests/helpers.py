@@ -29,10 +29,12 @@ def octahedron_model(path: Path) -> Path:
     return path
 
 
-def disc_cloud_model(path: Path) -> Path:
-    """A point-cloud model that ignores the picture: every fixed view predicts a disc of
-    radius 0.3 in the plane through the origin facing it (depth 1, the views' distance),
-    so the fused cloud is a known star of discs."""
+def sphere_cloud_model(path: Path, flange: float | None = None) -> Path:
+    """A point-cloud model that ignores the picture: every fixed view predicts the visible
+    half of the sphere of radius 0.3 around the origin, so the fused cloud is that sphere
+    (and the fixed views agree on it). With ``flange``, view 0 alone also sees a flat ring
+    out to that radius in the plane through the origin, which no other view's silhouette
+    holds."""
     config = preset("pointcloud-smoke")
     method = METHODS["pointcloud"](config)
     model = method.build_model()
@@ -40,8 +42,14 @@ def disc_cloud_model(path: Path) -> Path:
         model.head.weight.zero_()
         model.head.bias.zero_()
         grid = model.pixel_bias[:, 0:2]
-        inside = grid[:, 0] ** 2 + grid[:, 1] ** 2 < 0.3**2
+        squared = grid[:, 0] ** 2 + grid[:, 1] ** 2
+        inside = squared < 0.3**2
+        model.pixel_bias[:, 2] = 1.0 - torch.sqrt((0.3**2 - squared).clamp(min=0.0))
         model.pixel_bias[:, 3] = torch.where(inside, 5.0, -5.0)
+        if flange is not None:
+            ring = ~inside[0] & (squared[0] < flange**2)
+            model.pixel_bias[0, 2][ring] = 1.0
+            model.pixel_bias[0, 3][ring] = 5.0
     save_checkpoint(
         path,
         config,

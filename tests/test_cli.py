@@ -212,17 +212,35 @@ def test_models_lists_user_models_with_their_method(tmp_path, monkeypatch, capsy
 
 
 def test_a_point_cloud_model_gives_coloured_points_and_a_closed_mesh(tmp_path, picture):
-    from helpers import disc_cloud_model
+    from helpers import sphere_cloud_model
 
-    model = disc_cloud_model(tmp_path / "discs.safetensors")
+    model = sphere_cloud_model(tmp_path / "sphere.safetensors")
     out = tmp_path / "out"
     assert _run(picture, "--model", model, "--output-dir", out, "--format", "ply") == 0
     cloud = trimesh.load(out / "green box_points.ply", process=False)
     radius = np.linalg.norm(cloud.vertices, axis=1)
-    assert len(cloud.vertices) > 1000 and radius.max() < 0.32  # the discs, nothing else
+    assert len(cloud.vertices) > 1000 and np.abs(radius - 0.3).max() < 0.02  # the sphere only
     assert np.abs(cloud.visual.vertex_colors[:, :3].astype(int) - [40, 160, 90]).max() <= 2
     mesh = trimesh.load(out / "green box.ply", process=False)
     assert mesh.is_watertight and np.linalg.norm(mesh.vertices, axis=1).max() < 0.36
+
+
+def test_consistency_drops_points_outside_the_other_views_silhouettes(tmp_path, picture):
+    from helpers import sphere_cloud_model
+
+    model = sphere_cloud_model(tmp_path / "flange.safetensors", flange=0.45)
+    radii = {}
+    for option in ([], ["--consistency", "0"], ["--consistency", "7"]):
+        out = tmp_path / f"out{len(radii)}"
+        assert (
+            _run(picture, "--model", model, "--output-dir", out, "--output", "points", *option) == 0
+        )
+        (cloud,) = trimesh.load(out / "green box_points.glb", process=False).geometry.values()
+        radii[" ".join(option)] = np.linalg.norm(cloud.vertices, axis=1)
+    assert radii[""].max() > 0.44  # the flange is there by default
+    assert np.abs(radii["--consistency 0"] - 0.3).max() < 0.02  # only the sphere is kept
+    assert len(radii["--consistency 7"]) == len(radii[""])  # 7 of 8 views may disagree
+    assert _run(picture, "--model", model, "--output-dir", tmp_path, "--consistency", "-1") == 2
 
 
 def test_resolution_figure_shows_one_latent_at_each_resolution(tmp_path):
@@ -292,3 +310,20 @@ def test_face_budget_gives_a_closed_coloured_mesh_within_it(tmp_path, picture, c
     assert np.abs(np.asarray(mesh.visual.vertex_colors)[:, :3] - [40, 160, 90]).max() <= 2
     assert _run(picture, *options, "--faces", 2) == 2
     assert "--faces must be at least 4" in capsys.readouterr().err
+
+
+def test_worker_jobs_apply_the_silhouette_test_also_when_re_extracting(tmp_path, picture):
+    """The add-on's job contract: ``consistency`` per job, so Re-extract can switch it on
+    or off from the cached encoding (the encoder does not run again)."""
+    from helpers import sphere_cloud_model
+
+    from recon_core.worker import run_job
+
+    model = str(sphere_cloud_model(tmp_path / "flange.safetensors", flange=0.45))
+    cache = tmp_path / "encoding.npz"
+    job = {"model": model, "output": "points", "device": "cpu", "image": str(picture)}
+    first = run_job({**job, "save_encoding": str(cache), "consistency": None}, model_cache={})
+    assert np.linalg.norm(first["points"], axis=1).max() > 0.44
+    again = run_job({"encoding": str(cache), "output": "points", "consistency": 0})
+    radius = np.linalg.norm(again["points"], axis=1)
+    assert np.abs(radius - 0.3).max() < 0.02 and len(again["point_colours"]) == len(radius)

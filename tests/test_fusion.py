@@ -129,3 +129,55 @@ def test_upsample_conv_equals_conv_of_upsampled_input_with_same_gradients():
     small = _UpsampleConv2d(2, 2).double()
     probe = torch.randn(1, 2, 3, 3, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(small, (probe,))
+
+
+@pytest.mark.parametrize("max_violations", [0, 1])
+def test_consistency_filter_matches_per_point_loop(max_violations):
+    size = 6
+    cameras = fixed_views(8, size)
+    extrinsics = torch.tensor(np.stack([c.extrinsic for c in cameras]))
+    rng = torch.Generator().manual_seed(1)
+    grid = fusion.pixel_grid(size, cameras[0].intrinsic).double()
+    depth = 1.0 + 0.3 * (torch.rand(8, 1, size, size, generator=rng, dtype=torch.float64) - 0.5)
+    xyz = torch.cat([grid[None].expand(8, -1, -1, -1), depth], 1)
+    mask_logit = torch.randn(8, size, size, generator=rng, dtype=torch.float64) + 1.0
+    points = fusion.fuse(xyz[None], extrinsics)[0]
+    args = (points, mask_logit, extrinsics, cameras[0].intrinsic, max_violations)
+    fast = fusion.consistent_points(*args)
+    slow = fusion.consistent_points_naive(*args)
+    assert fast.any() and not fast.all()  # random views disagree somewhere
+    assert torch.equal(fast, slow)
+
+
+def test_consistency_filter_keeps_true_surfaces_and_drops_flying_points(tiny_dataset):
+    """Ground-truth fixed views agree with one another; points pulled off a foreground edge
+    and away from the camera, as a smoothed depth prediction puts them, mostly do not (the
+    rest lie inside the other views' visual hull, where silhouettes cannot tell)."""
+    index = read_index(tiny_dataset)
+    arrays, _ = read_record(tiny_dataset / index["records"][0]["file"])
+    fixed_depth = torch.from_numpy(arrays["fixed_depth"]).double()
+    views, size = fixed_depth.shape[0], fixed_depth.shape[-1]
+    grid = fusion.pixel_grid(size, arrays["fixed_intrinsics"]).double()
+    xyz = torch.cat([grid[None].expand(views, -1, -1, -1), fixed_depth[:, None]], 1)
+    extrinsics = torch.from_numpy(arrays["fixed_extrinsics"]).double()
+    on = fixed_depth > 0
+    mask_logit = torch.where(on, 5.0, -5.0).double()
+    intrinsic = arrays["fixed_intrinsics"]
+    keep = fusion.consistent_points(
+        fusion.fuse(xyz[None], extrinsics)[0], mask_logit, extrinsics, intrinsic
+    )
+    assert keep.sum() / on.sum() > 0.99
+
+    # flying points: background pixels beside the silhouette of view 0, switched on with
+    # the depth of their foreground neighbour pushed 0.25 further away
+    ring = (torch.nn.functional.max_pool2d(on[:1, None].float(), 3, 1, 1)[0, 0] > 0) & ~on[0]
+    neighbour = -torch.nn.functional.max_pool2d(-torch.where(on[:1], fixed_depth[:1], 9.0), 3, 1, 1)
+    flying = xyz.clone()
+    flying[0, 2] = torch.where(ring, neighbour[0] + 0.25, xyz[0, 2])
+    flying_logit = mask_logit.clone()
+    flying_logit[0][ring] = 5.0
+    flying = fusion.fuse(flying[None], extrinsics)[0]
+    keep = fusion.consistent_points(flying, flying_logit, extrinsics, intrinsic)
+    assert ring.sum() > 20
+    assert keep[: size * size].view(size, size)[ring].float().mean() < 0.25
+    assert keep.view(views, size, size)[on].float().mean() > 0.99

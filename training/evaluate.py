@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recon_core.checkpoint import CheckpointError
+from recon_core.cli import add_consistency_option
 from recon_core.data import (
     SPLITS,
     DatasetError,
@@ -93,16 +94,18 @@ def evaluate(
     sheet_per_category: int = 3,
     progress: bool = True,
     retrieval: Path | None = None,
+    consistency: int | None = None,
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
-    dataset), the same metrics for the retrieval baseline on the same inputs."""
+    dataset), the same metrics for the retrieval baseline on the same inputs.
+    ``consistency``: point-cloud models' silhouette test (see `Reconstructor`)."""
     from PIL import Image
     from tqdm import tqdm
 
     from recon_core.inference import Reconstructor
     from training.retrieval import SilhouetteIndex
 
-    reconstructor = Reconstructor(model_path, device)
+    reconstructor = Reconstructor(model_path, device, consistency)
     method = reconstructor.config.method
     index = read_index(data)
     if method == "pointcloud":
@@ -330,6 +333,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         type=Path,
         help="training dataset: also score the silhouette-retrieval baseline from it",
     )
+    add_consistency_option(parser)
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         metrics = evaluate(
@@ -342,6 +346,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             args.device,
             progress=not args.no_progress,
             retrieval=args.retrieval,
+            consistency=args.consistency,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

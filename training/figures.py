@@ -2,9 +2,16 @@
 
     python -m training.figures resolutions --picture examples/sofa.png --out docs/resolutions.png
 
+    python -m training.figures consistency --model runs/pc/model.safetensors --data DATA \
+        --out docs/consistency.png
+
 ``resolutions``: the picture, then the implicit model's mesh extracted at 32^3, 64^3, 128^3
 and 256^3 from one latent code (the encoder runs once), each rendered from the same
 viewpoint with its face count.
+
+``consistency``: for the first shapes of a prepared dataset, a point-cloud model's input
+render, its cloud with every positive-mask point, the cloud the fixed views' silhouettes
+agree on (`recon3d reconstruct --consistency 0`), and the true surface points.
 """
 
 from __future__ import annotations
@@ -16,7 +23,18 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["resolutions", "main"]
+__all__ = ["resolutions", "consistency", "main"]
+
+_SIZE = 256
+
+
+def _on_white(rgba: np.ndarray) -> np.ndarray:
+    """An RGBA uint8 image over white, resized to the figures' tile size."""
+    from PIL import Image
+
+    image = Image.fromarray(rgba).convert("RGBA")
+    image = Image.alpha_composite(Image.new("RGBA", image.size, "white"), image)
+    return np.asarray(image.convert("RGB").resize((_SIZE, _SIZE)))
 
 
 def resolutions(
@@ -31,11 +49,8 @@ def resolutions(
 
     reconstructor = Reconstructor(model, "cpu")
     encoded = reconstructor.encode_picture(read_picture(picture_path))
-    size = 256
-    tiles = [Image.fromarray(encoded.framed).convert("RGBA")]
-    tiles[0] = Image.alpha_composite(Image.new("RGBA", tiles[0].size, "white"), tiles[0])
-    tiles[0] = np.asarray(tiles[0].convert("RGB").resize((size, size)))
-    camera = preview_camera(30.0, 20.0, size)
+    tiles = [_on_white(encoded.framed)]
+    camera = preview_camera(30.0, 20.0, _SIZE)
     for resolution in sizes:
         mesh = reconstructor.coloured_mesh(encoded, resolution)
         points, normals, colours = sample_mesh(mesh.vertices, mesh.faces, mesh.colours, 120_000)
@@ -45,17 +60,59 @@ def resolutions(
     return np.concatenate(tiles, axis=1)
 
 
+def consistency(model: str, data: Path, count: int = 4) -> np.ndarray:
+    """One row per shape: input | all positive-mask points | silhouette-consistent points |
+    true surface points, each labelled with its point count."""
+    from PIL import Image, ImageDraw
+
+    from recon_core.data import read_index, read_record
+    from recon_core.inference import Reconstructor
+    from recon_core.preview import preview_camera, render_splats
+
+    plain = Reconstructor(model, "cpu", consistency=None)
+    if plain.config.method != "pointcloud":
+        raise ValueError(f"{model}: the consistency figure needs a point-cloud model")
+    checked = Reconstructor(model, "cpu", consistency=0)
+    camera = preview_camera(30.0, 20.0, _SIZE)
+    rows = []
+    for entry in read_index(data)["records"][:count]:
+        arrays, _ = read_record(data / entry["file"], ["renders", "surface_points"])
+        render = arrays["renders"][0]
+        clouds = [
+            ("mask > 0", plain.points(plain.encode(render))),
+            ("silhouettes agree", checked.points(checked.encode(render))),
+            ("truth", arrays["surface_points"][:20_000]),
+        ]
+        tiles = [_on_white(render)]
+        for label, points in clouds:
+            image = Image.fromarray(render_splats(points, camera, radius=0))
+            ImageDraw.Draw(image).text((6, 6), f"{label}: {len(points)} points", "black")
+            tiles.append(np.asarray(image.convert("RGB")))
+        rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
 def main(argv: Iterable[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m training.figures", description=__doc__)
-    parser.add_argument("figure", choices=["resolutions"])
+    parser = argparse.ArgumentParser(
+        prog="python -m training.figures",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("figure", choices=["resolutions", "consistency"])
     parser.add_argument("--picture", type=Path, default=Path("examples/sofa.png"))
-    parser.add_argument("--model", default="implicit")
+    parser.add_argument("--model", help="default: implicit (resolutions), pointcloud")
+    parser.add_argument("--data", type=Path, help="consistency: a prepared dataset")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(None if argv is None else list(argv))
     from PIL import Image
 
     try:
-        image = resolutions(args.picture, args.model)
+        if args.figure == "resolutions":
+            image = resolutions(args.picture, args.model or "implicit")
+        else:
+            if args.data is None:
+                parser.error("consistency needs --data")
+            image = consistency(args.model or "pointcloud", args.data)
     except (ValueError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
