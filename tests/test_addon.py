@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import octahedron_model
+from helpers import octahedron_model, sphere_cloud_model
 from PIL import Image
 
 import build_addon
@@ -96,6 +96,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     models = tmp_path / "models"
     models.mkdir()
     octahedron_model(models / "good_octahedron.safetensors")
+    sphere_cloud_model(models / "pc_flange.safetensors", flange=0.45)
     (models / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad}")
     picture = np.zeros((200, 300, 4), np.uint8)
     yy, xx = np.mgrid[:200, :300]
@@ -175,6 +176,10 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
         assert native["reextracted"] == ["POINTCLOUD", 1500]
     else:
         assert "native" not in result
+    agree = result["views_agree"]  # a sphere of radius 0.3; view 0 alone adds a flange
+    assert agree["status"] == ["FINISHED"] and agree["reextract"] == ["FINISHED"], agree
+    assert agree["on"][1] < 0.32 and agree["off"][1] > 0.44, agree
+    assert agree["off"][0] > agree["on"][0], agree
     assert result["batch_status"] == ["FINISHED"] and result["batch_added"] == 2
     assert result["server_reused"]
     install = result["install"]

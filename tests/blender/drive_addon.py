@@ -16,6 +16,7 @@ import types
 from pathlib import Path
 
 import bpy
+import numpy as np
 
 settings_in = json.loads(Path(sys.argv[1]).read_text())
 result = {"version": bpy.app.version_string}
@@ -295,6 +296,26 @@ for stop_with in ("ESC", "CANCEL_BUTTON"):
     }
 settings.resolution = 128
 result["modal"] = modal
+
+# -- a point-cloud model with Views Must Agree, then re-extracted without -----------------
+saved = settings.output, settings.point_count
+settings.model = str(Path(settings_in["models"]) / "pc_flange.safetensors")
+settings.output, settings.point_count, settings.views_agree = "points", 1_000_000, True
+agree = result["views_agree"] = {"status": list(bpy.ops.image_to_3d.reconstruct())}
+flange = bpy.context.view_layer.objects.active
+
+
+def radii(obj) -> np.ndarray:
+    coords = np.zeros(3 * len(obj.data.vertices))
+    obj.data.vertices.foreach_get("co", coords)
+    return np.linalg.norm(coords.reshape(-1, 3), axis=1)
+
+
+agree["on"] = [len(flange.data.vertices), float(radii(flange).max())]
+agree["reextract"] = list(bpy.ops.image_to_3d.reextract(views_agree=False))
+agree["off"] = [len(flange.data.vertices), float(radii(flange).max())]
+settings.model, settings.views_agree = good_model, False
+settings.output, settings.point_count = saved
 
 # -- bad inputs: one line each, scene unchanged --------------------------------------------
 settings.image_path = settings_in["image"] + ".missing.png"
