@@ -5,7 +5,8 @@
 
 Times (median of ``--repeats``) and peak memory of: the structure generator forward and
 forward+backward; fusion + pseudo-render forward and forward+backward; a full stage-2
-training step (generator, fusion, pseudo-render, losses, Adam). The naive per-point
+training step (generator, fusion, pseudo-render, losses, Adam); the inference-time
+silhouette test on one shape (`--consistency`). The naive per-point
 reference is timed on a small problem and reported per point, beside the fast version on
 the same problem. A second table runs fusion + pseudo-render forward+backward with a quarter,
 half and all of the points, and at U = 1, 2, 5, 10: its cost should follow the points, not
@@ -125,6 +126,16 @@ def child(case: str, batch: int, repeats: int) -> dict:
             lambda: fn(points, mask, novel.double(), intrinsic, 16, 5), max(1, repeats // 2)
         )
         return {"seconds": seconds, "points": 512, "peak_mb": peak_mb()}
+    if case == "silhouette_test":  # inference: one shape's 131,072 points against 8 views
+        from recon_core.fusion import consistent_points
+
+        xyz, logits, _, extrinsics, intrinsic = _inputs(1)
+        points = fuse(xyz, extrinsics)[0]
+        masks = logits.view(8, 128, 128)
+        seconds = median_seconds(
+            lambda: consistent_points(points, masks, extrinsics, intrinsic), repeats
+        )
+        return {"seconds": seconds, "peak_mb": peak_mb()}
     if case.startswith("scale:"):  # scale:FRACTION:U, forward+backward
         _, fraction, upsample = case.split(":")
         xyz, logits, novel, extrinsics, intrinsic = _inputs(batch)
@@ -149,6 +160,7 @@ CASES = [
     ("train_step", "full stage-2 training step (paper architecture)"),
     ("fast_small", "pseudo-render, 512 points x 1 view (fast)"),
     ("naive_small", "pseudo-render, 512 points x 1 view (naive reference)"),
+    ("silhouette_test", "silhouette test, one shape (131,072 points x 8 views, inference)"),
 ]
 
 

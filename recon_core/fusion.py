@@ -199,9 +199,9 @@ def consistent_points(
     """Which fused points of one shape the fixed views' silhouettes agree on (inference).
 
     points: (N*S*S, 3), one shape's fused cloud in `fuse`'s order; mask_logit: (N, S, S),
-    its fixed-view mask logits; extrinsics: (N, 4, 4). Returns (N*S*S,) bool: the point's own mask
-    logit is positive and it projects outside the silhouette (the predicted mask dilated by
-    one pixel) of at most ``max_violations`` fixed views. Every point of a surface lies
+    its fixed-view mask logits; extrinsics: (N, 4, 4). Returns (N*S*S,) bool: the point's
+    own mask logit is positive and it projects outside the silhouette (the predicted mask
+    dilated by one pixel) of at most ``max_violations`` fixed views. Every point of a surface lies
     inside every view's silhouette, so this is the visual-hull test: it drops the points a
     view's smoothed depth puts between a foreground edge and the background."""
     views, size, _ = mask_logit.shape
