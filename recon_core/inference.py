@@ -73,6 +73,8 @@ class Encoded:
     """(COLOUR_SIZE, COLOUR_SIZE, 4) uint8 framed picture, when encoded from a Picture."""
     view: ViewEstimate | None = field(default=None, repr=False)
     """The picture's estimated viewpoint, once a coloured result asked for it."""
+    kept: dict[int | None, torch.Tensor] = field(default_factory=dict, repr=False)
+    """Point-cloud models: the points kept (P,) bool, per ``consistency`` asked for."""
 
 
 @dataclass
@@ -110,8 +112,6 @@ class Reconstructor:
         device: str = "auto",
         consistency: int | None = DEFAULT_CONSISTENCY,
     ):
-        if consistency is not None and consistency < 0:
-            raise ValueError(f"consistency must be None or >= 0, got {consistency}")
         self.consistency = consistency
         path = resolve_model(model)
         checkpoint = load_checkpoint(path)
@@ -145,6 +145,16 @@ class Reconstructor:
                 raise CheckpointError(
                     f"{self.path}: its fixed views differ from the ones its config describes"
                 )
+
+    @property
+    def consistency(self) -> int | None:
+        return self._consistency
+
+    @consistency.setter
+    def consistency(self, value: int | None) -> None:
+        if value is not None and value < 0:
+            raise ValueError(f"consistency must be None or >= 0, got {value}")
+        self._consistency = value
 
     @property
     def input_size(self) -> int:
@@ -236,16 +246,19 @@ class Reconstructor:
         (or all when there are fewer)."""
         if encoded.method != "pointcloud":
             raise ValueError("point clouds come from the pointcloud method")
-        keep = encoded.mask_logit > 0
-        if self.consistency is not None:
-            size = self.config.model.view_size
-            keep = consistent_points(
-                encoded.points,
-                encoded.mask_logit.view(-1, size, size),
-                self.method.fixed_extrinsics.to(encoded.points.device),
-                self.method.intrinsic,
-                self.consistency,
-            )
+        keep = encoded.kept.get(self.consistency)
+        if keep is None:  # once per encoding: a mesh and a cloud of one job share it
+            keep = encoded.mask_logit > 0
+            if self.consistency is not None:
+                size = self.config.model.view_size
+                keep = consistent_points(
+                    encoded.points,
+                    encoded.mask_logit.view(-1, size, size),
+                    self.method.fixed_extrinsics.to(encoded.points.device),
+                    self.method.intrinsic,
+                    self.consistency,
+                )
+            encoded.kept[self.consistency] = keep
         points = encoded.points[keep].cpu().numpy()
         if count is not None and 0 < count < len(points):
             points = points[np.linspace(0, len(points) - 1, count).round().astype(np.int64)]

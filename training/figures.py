@@ -69,20 +69,20 @@ def consistency(model: str, data: Path, count: int = 4) -> np.ndarray:
     from recon_core.inference import Reconstructor
     from recon_core.preview import preview_camera, render_splats
 
-    plain = Reconstructor(model, "cpu", consistency=None)
-    if plain.config.method != "pointcloud":
+    reconstructor = Reconstructor(model, "cpu")
+    if reconstructor.config.method != "pointcloud":
         raise ValueError(f"{model}: the consistency figure needs a point-cloud model")
-    checked = Reconstructor(model, "cpu", consistency=0)
     camera = preview_camera(30.0, 20.0, _SIZE)
     rows = []
     for entry in read_index(data)["records"][:count]:
         arrays, _ = read_record(data / entry["file"], ["renders", "surface_points"])
         render = arrays["renders"][0]
-        clouds = [
-            ("mask > 0", plain.points(plain.encode(render))),
-            ("silhouettes agree", checked.points(checked.encode(render))),
-            ("truth", arrays["surface_points"][:20_000]),
-        ]
+        encoded = reconstructor.encode(render)  # one encoding, both rules
+        clouds = []
+        for label, consistency in (("mask > 0", None), ("silhouettes agree", 0)):
+            reconstructor.consistency = consistency
+            clouds.append((label, reconstructor.points(encoded)))
+        clouds.append(("truth", arrays["surface_points"][:20_000]))
         tiles = [_on_white(render)]
         for label, points in clouds:
             image = Image.fromarray(render_splats(points, camera, radius=0))
