@@ -53,6 +53,13 @@ def _config_hash(config: TrainConfig) -> str:
     return hashlib.sha256(config_json(config).encode("utf-8")).hexdigest()
 
 
+def _stored_config_hash(stored: dict) -> str:
+    """The hash of a config as a checkpoint stores it (keys added since then, which take
+    their defaults on loading, are not in it)."""
+    text = json.dumps(stored, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
 def _flatten_optim(state: dict[str, Any]) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """Optimizer state_dict -> tensors and a JSON-able skeleton."""
     tensors, skeleton = {}, {"param_groups": state["param_groups"], "state": {}}
@@ -154,7 +161,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
         raise CheckpointError(f"{path}: {exc}") from exc
     if meta.get("method") != config.method:
         raise CheckpointError(f"{path}: method {meta.get('method')!r} does not match its config")
-    if meta.get("config_sha256") != _config_hash(config):
+    if meta.get("config_sha256") != _stored_config_hash(meta["config"]):
         raise CheckpointError(f"{path}: config does not match its checksum (edited by hand?)")
     try:
         tensors = load_file(str(path))

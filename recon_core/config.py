@@ -130,6 +130,10 @@ class StageConfig:
     """Weights of the method's loss terms in this stage (method-specific names)."""
     lr_scale: float = 1.0
     """Multiplies the peak learning rate in this stage."""
+    frozen_batchnorm: bool = field(default=False, metadata={"optional": True})
+    """BatchNorm layers normalise with their running statistics (and stop updating them)
+    in this stage, as they do at inference on one picture: trained on each batch's own
+    statistics only, the network's inference output differs from what it learned."""
 
 
 @dataclass
@@ -181,12 +185,14 @@ def _build(cls, data: Any, where: str):
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(f"{where}: unknown key(s) {', '.join(unknown)}")
-    missing = sorted(names - set(data))
+    optional = {f.name for f in dataclasses.fields(cls) if f.metadata.get("optional")}
+    missing = sorted(names - set(data) - optional)
     if missing:
         raise ConfigError(f"{where}: missing key(s) {', '.join(missing)}")
     values = {}
     for f in dataclasses.fields(cls):
-        values[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
+        if f.name in data:  # an optional key added after older checkpoints were written
+            values[f.name] = _convert(hints[f.name], data[f.name], f"{where}.{f.name}")
     return cls(**values)
 
 
@@ -319,6 +325,14 @@ silhouette drift on, wherever they are: 8 shapes overfit to 2.93 / 2.95 (pred->G
 GT->pred, x100) with novel views alone and to 1.97 / 1.28 jointly, in the same 3000 steps."""
 
 
+def _frozen_batchnorm_stage(steps: int, lr_scale: float) -> StageConfig:
+    """The joint losses once more, with BatchNorm in inference mode (see
+    `StageConfig.frozen_batchnorm`). 8 shapes: 1000 such steps at half the learning rate,
+    after the joint stage, took pred->GT / GT->pred (x100, one picture at a time) from
+    1.118 / 0.826 to 0.903 / 0.694."""
+    return StageConfig("joint, frozen BatchNorm", steps, dict(JOINT_LOSSES), lr_scale, True)
+
+
 def _pointcloud() -> TrainConfig:
     return TrainConfig(
         method="pointcloud",
@@ -345,6 +359,7 @@ def _pointcloud_smoke() -> TrainConfig:
     config.stages = [
         StageConfig("fixed views", 150, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
         StageConfig("joint", 150, JOINT_LOSSES),
+        _frozen_batchnorm_stage(30, 0.5),
     ]
     config.log_every, config.preview_every, config.checkpoint_every = 10, 0, 100
     return config

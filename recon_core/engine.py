@@ -140,6 +140,15 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
+def _train_mode(model: torch.nn.Module, frozen_batchnorm: bool) -> None:
+    """Training mode, with BatchNorm layers in inference mode where the stage says so."""
+    model.train()
+    if frozen_batchnorm:
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+
+
 def _to_device(batch: dict, device: torch.device) -> dict:
     non_blocking = device.type == "cuda"
     return {
@@ -451,11 +460,11 @@ class Trainer:
                 unit="step",
                 dynamic_ncols=True,
             )
-        self.model.train()
         step, last_terms, tick, seen = self.start_step, {}, time.perf_counter(), 0
         for batch in loader:
             k, _ = _stage_at(config, step)
             stage = config.stages[k]
+            _train_mode(self.model, stage.frozen_batchnorm)
             lr = learning_rate(config, step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr

@@ -1,5 +1,6 @@
 """The shared training engine: configs, checkpoints, resume exactness, two-process runs."""
 
+import hashlib
 import json
 import os
 import signal
@@ -129,6 +130,24 @@ def test_checkpoint_round_trip_and_tampering(tiny_dataset, tmp_path):
         load_checkpoint(tmp_path / "garbage.safetensors")
     with pytest.raises(CheckpointError, match="no such checkpoint"):
         load_checkpoint(tmp_path / "nowhere.safetensors")
+
+
+def test_checkpoint_written_before_an_optional_key_existed_loads(tiny_dataset, tmp_path):
+    out = tmp_path / "run"
+    assert _train(tiny_dataset, out, "--set", "stages.0.steps=2") == 0
+    tensors = load_file(str(out / "model.safetensors"))
+    meta = read_metadata(out / "model.safetensors")
+    for stage in meta["config"]["stages"]:
+        del stage["frozen_batchnorm"]  # as the first checkpoint format wrote them
+    text = json.dumps(meta["config"], sort_keys=True, separators=(",", ":"))
+    meta["config_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    old = tmp_path / "old.safetensors"
+    save_file(tensors, str(old), metadata={"recon3d": json.dumps(meta)})
+    assert load_checkpoint(old).config.stages[0].frozen_batchnorm is False
+    meta["config"]["stages"][0]["steps"] = 5  # and an edit is still caught
+    save_file(tensors, str(old), metadata={"recon3d": json.dumps(meta)})
+    with pytest.raises(CheckpointError, match="checksum"):
+        load_checkpoint(old)
 
 
 def test_training_writes_logs_previews_and_refuses_to_overwrite(tiny_dataset, tmp_path, capsys):
@@ -298,6 +317,28 @@ def test_pointcloud_method_trains_through_both_stages(tiny_dataset, tmp_path):
     assert "fixed views" in rows[1] and "joint" in rows[-1]
     info = load_checkpoint(out / "model.safetensors").info
     assert info["fixed_views"]["count"] == 8
+
+
+def test_frozen_batchnorm_stage_trains_with_the_running_statistics(tiny_dataset, tmp_path):
+    """A stage with frozen BatchNorm changes the weights but not the running statistics."""
+
+    def run(name, *stages):
+        out = tmp_path / name
+        argv = ["--method", "pointcloud", "--preset", "pointcloud-smoke"]
+        argv += ["--data", str(tiny_dataset), "--out", str(out), *SMOKE]
+        for setting in stages:
+            argv += ["--set", setting]
+        assert train.main(argv) == 0
+        return _weights(out / "model.safetensors")
+
+    before = run("a", "stages.0.steps=3", "stages.1.steps=0")
+    after = run("b", "stages.0.steps=3", "stages.1.steps=3", "stages.1.frozen_batchnorm=true")
+    statistics = [k for k in before if k.endswith(("running_mean", "running_var", "tracked"))]
+    assert len(statistics) > 10
+    for key in statistics:
+        assert torch.equal(before[key], after[key]), key
+    weights = [k for k in before if k.endswith(".weight")]
+    assert all(not torch.equal(before[k], after[k]) for k in weights[:3])
 
 
 def test_pointcloud_refuses_data_with_other_fixed_views(tiny_dataset, tmp_path, capsys):
