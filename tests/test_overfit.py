@@ -87,6 +87,8 @@ OVERFIT_POINTCLOUD = [
     "stages.0.steps=1500",
     "--set",
     "stages.1.steps=4500",
+    "--set",  # then the joint losses with BatchNorm frozen (half the learning rate)
+    "stages.2.steps=1000",
     "--set",  # the bundled model's widths: the smoke networks' stop at 1.58 / 0.95
     "model.encoder_channels=[32,64,96,128]",
     "--set",
@@ -102,13 +104,10 @@ OVERFIT_POINTCLOUD = [
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=False,
-    reason="at the target's edge: with the silhouette test, one run on one thread measured "
-    "pred->GT 0.975 / GT->pred 0.888 (x100) and one on two threads 1.057 / 0.906",
-)
 def test_pointcloud_overfits_eight_shapes(eight_shapes_dense, tmp_path):
-    """With every positive-mask point the one-thread run measured 1.118 / 0.826."""
+    """One run on one thread measured pred->GT 0.775 / GT->pred 0.748 (x100), F@2% 0.955;
+    with every positive-mask point (Lin et al.'s rule) 0.897 / 0.706. Without the frozen
+    BatchNorm stage it was at the target's edge: 0.975 / 0.888 and 1.057 / 0.906."""
     data = eight_shapes_dense
     evaluation = ["--consistency", "0"]
     _, metrics = _train_and_evaluate("pointcloud", data, tmp_path, OVERFIT_POINTCLOUD, evaluation)
