@@ -49,13 +49,10 @@ class Checkpoint:
     rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
 
-def _config_hash(config: TrainConfig) -> str:
-    return hashlib.sha256(config_json(config).encode("utf-8")).hexdigest()
-
-
-def _stored_config_hash(stored: dict) -> str:
-    """The hash of a config as a checkpoint stores it (keys added since then, which take
-    their defaults on loading, are not in it)."""
+def _config_hash(stored: dict) -> str:
+    """The hash of a config as a checkpoint stores it (`config_json`'s canonical text), not
+    of the config rebuilt from it: keys added since it was written take their defaults on
+    loading and are not in it."""
     text = json.dumps(stored, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
@@ -104,11 +101,12 @@ def save_checkpoint(
             value = value.to(dtype)
         tensors[f"model/{name}"] = value.contiguous()
     meta = dict(info)
+    stored = json.loads(config_json(config))
     meta.update(
         format_version=CHECKPOINT_VERSION,
         method=config.method,
-        config=json.loads(config_json(config)),
-        config_sha256=_config_hash(config),
+        config=stored,
+        config_sha256=_config_hash(stored),
         weights_dtype=str(dtype or "as trained").replace("torch.", ""),
     )
     if optim_state is not None:
@@ -161,7 +159,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
         raise CheckpointError(f"{path}: {exc}") from exc
     if meta.get("method") != config.method:
         raise CheckpointError(f"{path}: method {meta.get('method')!r} does not match its config")
-    if meta.get("config_sha256") != _stored_config_hash(meta["config"]):
+    if meta.get("config_sha256") != _config_hash(meta["config"]):
         raise CheckpointError(f"{path}: config does not match its checksum (edited by hand?)")
     try:
         tensors = load_file(str(path))
