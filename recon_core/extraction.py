@@ -198,7 +198,16 @@ def extract_mesh(
     values, stats = evaluate_grid(
         field, resolution, iso_logit, start, batch, device, band_cells, band
     )
-    return marching_cubes(values.cpu().numpy(), iso_logit), stats
+    values = values.cpu().numpy()
+    highest = float(values.max())
+    if math.isfinite(highest) and highest <= iso_logit:
+        # A thin or uncertain shape: say how far off it is, so the user can lower the level.
+        probability = math.floor(100.0 / (1.0 + math.exp(min(-highest, 700.0)))) / 100.0
+        raise ExtractionError(
+            f"empty result: the occupancy stays below the iso level {iso:g} everywhere "
+            f"(highest {probability:.2f}); a lower iso level may keep the shape"
+        )
+    return marching_cubes(values, iso_logit), stats
 
 
 def is_closed(faces: np.ndarray) -> bool:

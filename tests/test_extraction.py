@@ -1,5 +1,7 @@
 """Coarse-to-fine extraction is exact, meshes are closed, bad settings are refused."""
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -87,7 +89,14 @@ def test_iso_level_and_empty_fields_give_clear_errors():
     with pytest.raises(ExtractionError, match="iso level"):
         extract_mesh(sphere, 32, iso=1.5)
     with pytest.raises(ExtractionError, match="no point of the field is inside"):
-        extract_mesh(lambda p: -torch.ones(len(p)), 32)
+        marching_cubes(-np.ones((33, 33, 33)))
+    # Below the level everywhere: the highest probability found, so the user can lower it.
+    with pytest.raises(ExtractionError, match=r"below the iso level 0\.5 .* \(highest 0\.26\)"):
+        extract_mesh(lambda p: torch.full((len(p),), math.log(0.265 / 0.735)), 32)
+    with pytest.raises(ExtractionError, match=r"\(highest 0\.00\)"):
+        extract_mesh(lambda p: torch.full((len(p),), -1e4), 32)
+    mesh, _ = extract_mesh(lambda p: math.log(0.3 / 0.7) - p.norm(dim=-1), 32, iso=0.25)
+    assert len(mesh.faces) > 0
     with pytest.raises(ExtractionError, match="whole box is inside"):
         extract_mesh(lambda p: torch.ones(len(p)), 32)
     with pytest.raises(ExtractionError, match="non-finite"):

@@ -89,3 +89,8 @@ def test_walkthrough_from_a_folder_of_meshes(tmp_path, monkeypatch, tiny_args):
     assert set(metrics["per_category"]) <= {"shelf", "stool"}
     assert np.isfinite(metrics["mean_over_categories"]["chamfer_l1"])
     assert (tmp_path / "reports" / "mine" / "sheet.png").exists()
+    assert metrics["iso"] == 0.5
+    # a level outside (0, 1) is refused up front, not scored as every mesh empty
+    bad = ["--model", str(model), "--data", "data/mine", "--report", "reports/bad"]
+    assert evaluate.main([*bad, "--iso", "1.5", "--no-progress"]) == 2
+    assert not (tmp_path / "reports" / "bad").exists()

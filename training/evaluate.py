@@ -95,16 +95,20 @@ def evaluate(
     progress: bool = True,
     retrieval: Path | None = None,
     consistency: int | None = None,
+    iso: float = 0.5,
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
     dataset), the same metrics for the retrieval baseline on the same inputs.
-    ``consistency``: point-cloud models' silhouette test (see `Reconstructor`)."""
+    ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
+    implicit models' extraction level."""
     from PIL import Image
     from tqdm import tqdm
 
     from recon_core.inference import Reconstructor
     from training.retrieval import SilhouetteIndex
 
+    if not 0.0 < iso < 1.0:
+        raise ValueError(f"iso level must be strictly between 0 and 1, got {iso}")
     reconstructor = Reconstructor(model_path, device, consistency)
     method = reconstructor.config.method
     index = read_index(data)
@@ -136,7 +140,7 @@ def evaluate(
         if method == "implicit":
             points, labels = _uniform_samples(arrays, meta)
             try:
-                mesh, _ = reconstructor.mesh(encoded, resolution)
+                mesh, _ = reconstructor.mesh(encoded, resolution, iso)
             except ExtractionError:
                 mesh = None
             if mesh is None:
@@ -202,6 +206,7 @@ def evaluate(
         data=str(data),
         split=split,
         resolution=resolution if method == "implicit" else None,
+        iso=iso if method == "implicit" else None,
     )
     report.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=1).encode("utf-8")
@@ -333,6 +338,9 @@ def main(argv: Iterable[str] | None = None) -> int:
         type=Path,
         help="training dataset: also score the silhouette-retrieval baseline from it",
     )
+    parser.add_argument(
+        "--iso", type=float, default=0.5, help="implicit models: occupancy level (0-1)"
+    )
     add_consistency_option(parser)
     args = parser.parse_args(None if argv is None else list(argv))
     try:
@@ -347,6 +355,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             progress=not args.no_progress,
             retrieval=args.retrieval,
             consistency=args.consistency,
+            iso=args.iso,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
