@@ -203,7 +203,7 @@ def models(argv: list[str]) -> int:
             ", ".join(
                 f"{key} {metrics[key]:.3f}"
                 for key in ("iou", "f_score@0.02", "pred_to_gt_x100", "gt_to_pred_x100")
-                if key in metrics
+                if metrics.get(key) is not None
             )
             or "-"
         )

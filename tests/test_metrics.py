@@ -56,3 +56,25 @@ def test_empty_prediction_gets_the_worst_score_not_nan():
     nan_cloud = np.full((10, 3), np.nan)
     assert metrics.pointcloud_metrics(nan_cloud, truth)["f_score@0.02"] == 0
     assert metrics.iou(np.zeros(100, bool), np.ones(100, bool)) == 0.0
+
+
+def test_a_truth_with_no_inside_has_no_iou_and_stays_out_of_the_means():
+    from training.evaluate import _defined_iou, _markdown, _summarise
+
+    truth = np.zeros(100, bool)
+    assert _defined_iou(np.ones(100, bool), truth) is None  # a sheet: nothing could score
+    truth[:10] = True
+    assert _defined_iou(truth.copy(), truth) == 1.0
+    per_shape = [
+        {"id": "a", "category": "bin", "iou": None, "chamfer_l1": 0.2},
+        {"id": "b", "category": "chair", "iou": 0.2, "chamfer_l1": 0.1},
+        {"id": "c", "category": "chair", "iou": None, "chamfer_l1": 0.3},
+        {"id": "d", "category": "sofa", "iou": 0.6, "chamfer_l1": 0.4},
+    ]
+    summary = _summarise(per_shape)
+    assert summary["per_category"]["bin"]["iou"] is None
+    assert summary["per_category"]["chair"]["iou"] == pytest.approx(0.2)
+    assert summary["mean_over_categories"]["iou"] == pytest.approx(0.4)  # chair and sofa
+    assert summary["mean_over_categories"]["chamfer_l1"] == pytest.approx((0.2 + 0.2 + 0.4) / 3)
+    summary.update(model="m", split="test", data="d")
+    assert "| bin | 1 | - | 0.2000 |" in _markdown(summary)

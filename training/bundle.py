@@ -20,6 +20,7 @@ import torch
 
 from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from recon_core.data import DatasetError, atomic_write_bytes, read_index
+from training.evaluate import cell, evaluate
 
 __all__ = ["bundle", "write_models_readme", "main"]
 
@@ -73,8 +74,6 @@ def bundle(
     resolution: int = 128,
     progress: bool = True,
 ) -> Path:
-    from training.evaluate import evaluate
-
     model_path = run / "model.safetensors"
     if not model_path.exists():
         raise CheckpointError(f"{model_path}: the run has not finished (no model.safetensors)")
@@ -125,7 +124,7 @@ def _table(method: str, metrics: dict) -> list[str]:
     base = dict(metrics["retrieval"]["per_category"])
     base["**mean**"] = metrics["retrieval"]["mean_over_categories"]
     for category, values in rows.items():
-        cells = [f"{values[k]:.3f} | {base[category][k]:.3f}" for k, _ in columns]
+        cells = [f"{cell(values[k], 3)} | {cell(base[category][k], 3)}" for k, _ in columns]
         lines.append(f"| {category} | {int(values['shapes'])} | " + " | ".join(cells) + " |")
     return lines
 

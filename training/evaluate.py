@@ -144,13 +144,13 @@ def evaluate(
             except ExtractionError:
                 mesh = None
             if mesh is None:
-                result["iou"] = 0.0
+                result["iou"] = _defined_iou(np.zeros(len(labels), bool), labels)
                 result.update(
                     surface_metrics(np.zeros((0, 3)), None, arrays["surface_points"], None)
                 )
                 depths = [np.zeros((size, size), np.float32)] * 2
             else:
-                result["iou"] = iou(_contains(mesh, points), labels)
+                result["iou"] = _defined_iou(_contains(mesh, points), labels)
                 pred_points, pred_normals = _mesh_surface(mesh, rng)
                 result.update(
                     surface_metrics(
@@ -241,6 +241,13 @@ def _uniform_samples(arrays, meta) -> tuple[np.ndarray, np.ndarray]:
     return points, labels[:uniform].astype(bool)
 
 
+def _defined_iou(predicted: np.ndarray, truth: np.ndarray) -> float | None:
+    """IoU on the uniform samples, or None when the truth has no inside (a shape made of
+    sheets thinner than the occupancy grid's voxels has none, see `training.sampling`):
+    no prediction could score there, so the shape is left out of the IoU means."""
+    return iou(predicted, truth) if truth.any() else None
+
+
 def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> dict:
     """Metrics of the retrieved training shape against the test shape."""
     found, silhouette_iou = baseline.query(arrays["renders"][view][..., 3])
@@ -248,7 +255,7 @@ def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> 
     result = {"id": entry["id"], "category": entry["category"], "retrieved": found["id"]}
     if method == "implicit":
         points, labels = _uniform_samples(arrays, meta)
-        result["iou"] = iou(baseline.inside(shape, points), labels)
+        result["iou"] = _defined_iou(baseline.inside(shape, points), labels)
         result.update(
             surface_metrics(
                 shape["surface_points"],
@@ -263,16 +270,27 @@ def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> 
     return result
 
 
+def _mean(values: list) -> float | None:
+    """Mean of the defined values (None: a metric the shape has none of, see `_defined_iou`)."""
+    defined = [v for v in values if v is not None]
+    return float(np.mean(defined)) if defined else None
+
+
+def cell(value: float | None, digits: int = 4) -> str:
+    """A table cell: the figure, or '-' where it is undefined."""
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
 def _summarise(per_shape: list[dict]) -> dict:
     keys = [k for k in per_shape[0] if k not in ("id", "category", "retrieved")]
     by_category = defaultdict(list)
     for r in per_shape:
         by_category[r["category"]].append(r)
     categories = {
-        cat: {"shapes": len(rs), **{k: float(np.mean([r[k] for r in rs])) for k in keys}}
+        cat: {"shapes": len(rs), **{k: _mean([r[k] for r in rs]) for k in keys}}
         for cat, rs in sorted(by_category.items())
     }
-    mean = {k: float(np.mean([c[k] for c in categories.values()])) for k in keys}
+    mean = {k: _mean([c[k] for c in categories.values()]) for k in keys}
     mean["shapes"] = len(per_shape)
     return {"mean_over_categories": mean, "per_category": categories, "per_shape": per_shape}
 
@@ -288,11 +306,11 @@ def _markdown(metrics: dict) -> str:
     ]
     for cat, values in metrics["per_category"].items():
         lines.append(
-            f"| {cat} | {values['shapes']} | " + " | ".join(f"{values[k]:.4f}" for k in keys) + " |"
+            f"| {cat} | {values['shapes']} | " + " | ".join(cell(values[k]) for k in keys) + " |"
         )
     mean = metrics["mean_over_categories"]
     lines.append(
-        f"| **mean** | {mean['shapes']} | " + " | ".join(f"{mean[k]:.4f}" for k in keys) + " |"
+        f"| **mean** | {mean['shapes']} | " + " | ".join(cell(mean[k]) for k in keys) + " |"
     )
     if "retrieval" in metrics:
         base = metrics["retrieval"]
@@ -307,14 +325,12 @@ def _markdown(metrics: dict) -> str:
         for cat, values in base["per_category"].items():
             lines.append(
                 f"| {cat} | {values['shapes']} | "
-                + " | ".join(f"{values[k]:.4f}" for k in keys)
+                + " | ".join(cell(values[k]) for k in keys)
                 + " |"
             )
         bmean = base["mean_over_categories"]
         lines.append(
-            f"| **mean** | {bmean['shapes']} | "
-            + " | ".join(f"{bmean[k]:.4f}" for k in keys)
-            + " |"
+            f"| **mean** | {bmean['shapes']} | " + " | ".join(cell(bmean[k]) for k in keys) + " |"
         )
     return "\n".join(lines) + "\n"
 
