@@ -202,7 +202,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     mean = meta["metrics"]["mean_over_categories"]
     base = meta["metrics"]["retrieval"]["mean_over_categories"]
     shown = ", ".join(
-        f"{label} {mean[key]:.3f} (retrieval {base[key]:.3f})"
+        f"{label} {cell(mean[key], 3)} (retrieval {cell(base[key], 3)})"
         for key, label in _COLUMNS[meta["method"]]
     )
     print(f"{target}: {target.stat().st_size / 1e6:.1f} MB; test: {shown}")
