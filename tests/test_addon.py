@@ -1,6 +1,7 @@
 """The Blender extension: built, validated, installed into real Blender, driven."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -96,6 +97,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     models = tmp_path / "models"
     models.mkdir()
     octahedron_model(models / "good_octahedron.safetensors")
+    octahedron_model(models / "faint_octahedron.safetensors", peak=math.log(0.4 / 0.6))
     sphere_cloud_model(models / "pc_flange.safetensors", flange=0.45)
     (models / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad}")
     picture = np.zeros((200, 300, 4), np.uint8)
@@ -206,6 +208,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     for name, words in [
         ("missing_image", "no such image file"),
         ("corrupt_model", "corrupt.safetensors"),
+        ("faint_model", "stays below the iso level 0.5 everywhere (highest 0."),
         ("no_torch", "No module named"),
     ]:
         assert words in result[name], (name, result[name])

@@ -323,6 +323,8 @@ attempt("missing_image")
 settings.image_path = settings_in["image"]
 settings.model = str(Path(settings_in["models"]) / "corrupt.safetensors")
 attempt("corrupt_model")
+settings.model = str(Path(settings_in["models"]) / "faint_octahedron.safetensors")
+attempt("faint_model")  # an empty result: how close the field came, in one line
 settings.model = good_model
 prefs.backend, prefs.python_path = "external", settings_in["no_torch_python"]
 attempt("no_torch")
