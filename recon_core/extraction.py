@@ -37,6 +37,7 @@ __all__ = [
     "ExtractionError",
     "evaluate_grid",
     "extract_mesh",
+    "iso_level_logit",
     "marching_cubes",
     "coarse_resolution",
     "decimate",
@@ -180,6 +181,13 @@ def marching_cubes(values: np.ndarray, iso_logit: float = 0.0) -> Mesh:
     return Mesh(vertices.astype(np.float32), faces.astype(np.int64))
 
 
+def iso_level_logit(iso: float) -> float:
+    """The logit of an iso level (an occupancy probability); refuses one outside (0, 1)."""
+    if not 0.0 < iso < 1.0 or not math.isfinite(iso):
+        raise ExtractionError(f"iso level must be strictly between 0 and 1, got {iso}")
+    return math.log(iso / (1.0 - iso))
+
+
 def extract_mesh(
     field: Field,
     resolution: int = 128,
@@ -192,9 +200,7 @@ def extract_mesh(
 ) -> tuple[Mesh, ExtractionStats]:
     """Mesh of the region where the occupancy probability exceeds ``iso`` (see
     `evaluate_grid` for ``start``, ``band_cells`` and ``band``)."""
-    if not 0.0 < iso < 1.0 or not math.isfinite(iso):
-        raise ExtractionError(f"iso level must be strictly between 0 and 1, got {iso}")
-    iso_logit = math.log(iso / (1.0 - iso))
+    iso_logit = iso_level_logit(iso)
     values, stats = evaluate_grid(
         field, resolution, iso_logit, start, batch, device, band_cells, band
     )

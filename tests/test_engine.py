@@ -1,6 +1,5 @@
 """The shared training engine: configs, checkpoints, resume exactness, two-process runs."""
 
-import hashlib
 import json
 import os
 import signal
@@ -14,7 +13,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from recon_core import config as cfg
-from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata
+from recon_core.checkpoint import CheckpointError, _config_hash, load_checkpoint, read_metadata
 from recon_core.engine import StepSampler, learning_rate
 from training import train
 
@@ -139,8 +138,7 @@ def test_checkpoint_written_before_an_optional_key_existed_loads(tiny_dataset, t
     meta = read_metadata(out / "model.safetensors")
     for stage in meta["config"]["stages"]:
         del stage["frozen_batchnorm"]  # as the first checkpoint format wrote them
-    text = json.dumps(meta["config"], sort_keys=True, separators=(",", ":"))
-    meta["config_sha256"] = hashlib.sha256(text.encode("utf-8")).hexdigest()
+    meta["config_sha256"] = _config_hash(meta["config"])
     old = tmp_path / "old.safetensors"
     save_file(tensors, str(old), metadata={"recon3d": json.dumps(meta)})
     assert load_checkpoint(old).config.stages[0].frozen_batchnorm is False

@@ -32,11 +32,11 @@ from recon_core.data import (
     read_index,
     read_record,
 )
-from recon_core.extraction import ExtractionError, Mesh
+from recon_core.extraction import ExtractionError, Mesh, iso_level_logit
 from recon_core.metrics import iou, pointcloud_metrics, surface_metrics
 from recon_core.visualize import depth_image, hstack
 
-__all__ = ["main", "evaluate"]
+__all__ = ["main", "evaluate", "cell"]
 
 SURFACE_SAMPLES = 100_000
 
@@ -107,8 +107,7 @@ def evaluate(
     from recon_core.inference import Reconstructor
     from training.retrieval import SilhouetteIndex
 
-    if not 0.0 < iso < 1.0:
-        raise ValueError(f"iso level must be strictly between 0 and 1, got {iso}")
+    iso_level_logit(iso)  # refused before the loop, which takes an ExtractionError as empty
     reconstructor = Reconstructor(model_path, device, consistency)
     method = reconstructor.config.method
     index = read_index(data)
