@@ -26,7 +26,8 @@ demo: $(STAMP)
 
 # The bundled models from scratch: download and prepare the data, train both models side by
 # side (one core each), evaluate them on the test split beside the retrieval baseline, and
-# write fp16 weights, metrics and credits to blender_addon/models/.
+# write fp16 weights, metrics and credits to blender_addon/models/; then train the viewpoint
+# estimator the colours use and attach it to both.
 DATA := data
 RUNS := runs
 bundled-models: $(STAMP)
@@ -43,6 +44,9 @@ bundled-models: $(STAMP)
 		--data $(DATA)/sweethome3d --train-data $(DATA)/bundled --out blender_addon/models
 	$(BIN)/python -m training.bundle --run $(RUNS)/pointcloud-bundled --name pointcloud \
 		--data $(DATA)/sweethome3d --train-data $(DATA)/bundled --out blender_addon/models
+	$(BIN)/python -m training.viewpoint --data $(DATA)/bundled --eval-data $(DATA)/sweethome3d \
+		--attach blender_addon/models/implicit.safetensors \
+		--attach blender_addon/models/pointcloud.safetensors
 
 # The example pictures (renders of test-split shapes; needs the prepared Sweet Home 3D data).
 examples: $(STAMP)

@@ -1,7 +1,9 @@
 """Checkpoints: one ``.safetensors`` file each, never a pickle.
 
 Tensors: the model's weights under ``model/``; in training checkpoints also the optimizer
-state under ``optim/`` and the random generator state under ``rng/``. Metadata (strings):
+state under ``optim/`` and the random generator state under ``rng/``; optionally the
+viewpoint estimator's weights under ``viewpoint/`` (`recon_core.viewpoint`, its layout and
+metrics under the ``viewpoint`` metadata key). Metadata (strings):
 ``recon3d`` (JSON) holding the format version, method, config, categories, fixed views,
 a summary of the training data, metrics, the step, and a SHA-256 of the canonical config
 JSON. Loading rebuilds the config strictly (unknown or missing keys are errors), checks the
@@ -28,6 +30,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_metadata",
+    "attach_viewpoint",
 ]
 
 CHECKPOINT_VERSION = 1
@@ -47,6 +50,9 @@ class Checkpoint:
     """Everything else from the metadata: categories, fixed_views, data, metrics, step..."""
     optim_state: dict[str, Any] | None = None
     rng_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    viewpoint_state: dict[str, torch.Tensor] | None = None
+    """The viewpoint estimator's weights, when one is attached (its layout and metrics are
+    ``info["viewpoint"]``)."""
 
 
 def _config_hash(stored: dict) -> str:
@@ -165,7 +171,7 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
         tensors = load_file(str(path))
     except Exception as exc:
         raise CheckpointError(f"{path}: unreadable tensors ({exc})") from exc
-    model_state = {k[len("model/") :]: v for k, v in tensors.items() if k.startswith("model/")}
+    model_state = _group(tensors, "model/")
     if not model_state:
         raise CheckpointError(f"{path}: no model weights")
     info = {
@@ -173,12 +179,45 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
         for k, v in meta.items()
         if k not in ("config", "config_sha256", "format_version", "optim")
     }
-    checkpoint = Checkpoint(config=config, model_state=model_state, info=info)
+    viewpoint_state = _group(tensors, "viewpoint/") or None
+    if (viewpoint_state is None) != ("viewpoint" not in meta):
+        raise CheckpointError(f"{path}: viewpoint estimator weights without their layout")
+    checkpoint = Checkpoint(
+        config=config, model_state=model_state, info=info, viewpoint_state=viewpoint_state
+    )
     if with_training_state:
         if "optim" not in meta:
             raise CheckpointError(f"{path}: holds no optimizer state to resume from")
         checkpoint.optim_state = _unflatten_optim(tensors, meta["optim"])
-        checkpoint.rng_state = {
-            k[len("rng/") :]: v for k, v in tensors.items() if k.startswith("rng/")
-        }
+        checkpoint.rng_state = _group(tensors, "rng/")
     return checkpoint
+
+
+def _group(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
+    return {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
+
+
+def attach_viewpoint(
+    path: str | Path,
+    layout: dict[str, Any],
+    state: dict[str, torch.Tensor],
+    metrics: dict[str, Any],
+    dtype: torch.dtype = torch.float16,
+) -> Path:
+    """Add (or replace) the viewpoint estimator in a checkpoint, rewriting it atomically;
+    its model weights, training state and other metadata stay as they are."""
+    from safetensors.torch import load_file, save
+
+    path = Path(path)
+    load_checkpoint(path)  # refuse to rewrite a file that does not validate
+    meta = read_metadata(path)
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("viewpoint/")}
+    for name, value in state.items():
+        value = value.detach().cpu()
+        if value.is_floating_point():
+            value = value.to(dtype)
+        tensors[f"viewpoint/{name}"] = value.contiguous()
+    meta["viewpoint"] = {"layout": layout, "metrics": metrics}
+    blob = save(tensors, metadata={"recon3d": json.dumps(meta)})
+    atomic_write_bytes(path, lambda handle: handle.write(blob))
+    return path

@@ -31,6 +31,7 @@ from recon_core.methods import METHODS
 from recon_core.picture import Picture
 from recon_core.preview import sample_mesh
 from recon_core.registry import resolve_model
+from recon_core.viewpoint import ViewpointConfig, ViewpointNet
 
 __all__ = ["Reconstructor", "Encoded", "ColouredMesh", "ColouredPoints", "image_tensor"]
 
@@ -52,6 +53,20 @@ else:
 process holds a core: a 256 x 384 image resampling product measured 2.8 s instead of
 0.03 s. The numpy side of inference is small matrices, so it runs its BLAS on one thread
 (torch's own threads are left alone)."""
+
+
+def _viewpoint_net(path: Path, checkpoint) -> ViewpointNet | None:
+    """The checkpoint's viewpoint estimator (on the CPU: it runs once per picture on a
+    64-pixel image), or None when it has none."""
+    if checkpoint.viewpoint_state is None:
+        return None
+    try:
+        net = ViewpointNet(ViewpointConfig.from_dict(checkpoint.info["viewpoint"]["layout"]))
+        net.load_state_dict({k: v.float() for k, v in checkpoint.viewpoint_state.items()})
+    except (ValueError, KeyError, TypeError, RuntimeError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise CheckpointError(f"{path}: unusable viewpoint estimator ({first})") from None
+    return net.eval()
 
 
 def image_tensor(rgba: np.ndarray, size: int) -> torch.Tensor:
@@ -132,6 +147,7 @@ class Reconstructor:
             first = str(exc).splitlines()[0]
             raise CheckpointError(f"{path}: weights do not match its config ({first})") from None
         self.model = network.to(self.device).eval()
+        self.viewpoint = _viewpoint_net(path, checkpoint)
         if self.config.method == "pointcloud":
             self._check_fixed_views()
 
@@ -270,7 +286,8 @@ class Reconstructor:
         if encoded.framed is None:
             return None
         if encoded.view is None:
-            encoded.view = estimate_view(surface, encoded.framed[..., 3] > 127)
+            prior = None if self.viewpoint is None else self.viewpoint.predict(encoded.framed)
+            encoded.view = estimate_view(surface, encoded.framed[..., 3] > 127, prior=prior)
         return encoded.view
 
     @one_blas_thread

@@ -11,7 +11,7 @@ from PIL import Image
 from recon_core import cli
 from recon_core.data import read_index, read_record
 from recon_core.inference import Reconstructor
-from training import evaluate, prepare, train
+from training import evaluate, prepare, train, viewpoint
 from training.procedural import make_shape
 
 README = Path(__file__).resolve().parents[1] / "README.md"
@@ -45,6 +45,7 @@ def test_walkthrough_from_a_folder_of_meshes(tmp_path, monkeypatch, tiny_args):
         "training.prepare",
         "training.train",
         "training.evaluate",
+        "training.viewpoint",
         "recon3d",
     ]
     monkeypatch.chdir(tmp_path)
@@ -60,12 +61,14 @@ def test_walkthrough_from_a_folder_of_meshes(tmp_path, monkeypatch, tiny_args):
             "--no-progress",
         ],
         "training.evaluate": ["--split", "train", "--resolution", "32", "--no-progress"],
+        "training.viewpoint": ["--steps", "4", "--batch", "4", "--width", "4"],
         "recon3d": ["--resolution", "32"],
     }
     modules = {
         "training.prepare": prepare,
         "training.train": train,
         "training.evaluate": evaluate,
+        "training.viewpoint": viewpoint,
         "recon3d": cli,
     }
     for command in commands:
@@ -85,6 +88,7 @@ def test_walkthrough_from_a_folder_of_meshes(tmp_path, monkeypatch, tiny_args):
     model = tmp_path / "runs" / "mine" / "model.safetensors"
     reconstructor = Reconstructor(model, "cpu")
     assert reconstructor.info["categories"] == ["shelf", "stool"]
+    assert reconstructor.viewpoint is not None
     metrics = json.loads((tmp_path / "reports" / "mine" / "metrics.json").read_text())
     assert set(metrics["per_category"]) <= {"shelf", "stool"}
     assert np.isfinite(metrics["mean_over_categories"]["chamfer_l1"])

@@ -18,7 +18,13 @@ from pathlib import Path
 
 import torch
 
-from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
+from recon_core.checkpoint import (
+    CheckpointError,
+    attach_viewpoint,
+    load_checkpoint,
+    read_metadata,
+    save_checkpoint,
+)
 from recon_core.data import DatasetError, atomic_write_bytes, read_index
 from training.evaluate import cell, evaluate
 
@@ -94,6 +100,7 @@ def bundle(
     }
     credits = _credits(train_data)
     info = dict(checkpoint.info)
+    viewpoint = info.pop("viewpoint", None)
     info.update(
         metrics=summary,
         trained_on=Path(train_data).name,
@@ -103,6 +110,10 @@ def bundle(
     target = out / f"{name}.safetensors"
     state = {k: v for k, v in checkpoint.model_state.items()}
     save_checkpoint(target, checkpoint.config, state, info, dtype=torch.float16)
+    if viewpoint is not None:  # a run's checkpoint that already has its estimator keeps it
+        attach_viewpoint(
+            target, viewpoint["layout"], checkpoint.viewpoint_state, viewpoint["metrics"]
+        )
     size = target.stat().st_size / 1e6
     if size > SIZE_LIMIT_MB:
         target.unlink()
