@@ -140,6 +140,26 @@ def _table(method: str, metrics: dict) -> list[str]:
     return lines
 
 
+def _viewpoint_lines(viewpoint: dict | None) -> list[str]:
+    """What MODELS.md says of a model's viewpoint estimator."""
+    if not viewpoint:
+        return []
+    metrics = viewpoint["metrics"]
+    line = (
+        f"Viewpoint estimator (the colours' camera): trained on {metrics.get('train_views')} "
+        f"input renders for {metrics.get('steps')} steps"
+    )
+    for split in ("val", "test"):
+        if split in metrics:
+            m = metrics[split]
+            line += (
+                f"; {split} split ({m['views']} renders), on its own: azimuth within 15 degrees "
+                f"{m['azimuth_within_15']:.3f}, seen from behind {m['azimuth_flipped']:.3f}, "
+                f"elevation error {m['elevation_median_error']:.1f} degrees (median)"
+            )
+    return [line + ".", ""]
+
+
 def write_models_readme(folder: Path) -> Path:
     """MODELS.md: per bundled model, its test metrics beside the retrieval baseline; then
     the credits of every attributed training model."""
@@ -164,6 +184,7 @@ def write_models_readme(folder: Path) -> Path:
             "",
             *_table(method, metrics),
             "",
+            *_viewpoint_lines(meta.get("viewpoint")),
         ]
         credits.update(meta.get("credits", []))
     lines += [

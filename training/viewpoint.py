@@ -33,6 +33,7 @@ from recon_core.viewpoint import (
     elevation_labels,
     soft_cross_entropy,
 )
+from training.bundle import write_models_readme
 
 __all__ = ["load_views", "train", "evaluate", "main"]
 
@@ -194,6 +195,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"attached to {path}", flush=True)
+    for folder in {path.parent for path in args.attach}:
+        if (folder / "MODELS.md").exists():  # a bundled models folder: its sizes changed
+            write_models_readme(folder)
     return 0
 
 
