@@ -95,18 +95,19 @@ def save_checkpoint(
     optim_state: dict[str, Any] | None = None,
     rng_state: dict[str, torch.Tensor] | None = None,
     dtype: torch.dtype | None = None,
+    viewpoint: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None,
 ) -> Path:
     """Write a checkpoint atomically (temporary file, then rename). ``dtype`` casts floating
-    weights (e.g. torch.float16 for bundled models)."""
+    weights (e.g. torch.float16 for bundled models). ``viewpoint``: a viewpoint estimator's
+    metadata (layout and metrics) and weights, stored in ``dtype`` too."""
     from safetensors.torch import save
 
-    tensors = {}
-    for name, value in model_state.items():
-        value = value.detach().cpu()
-        if dtype is not None and value.is_floating_point():
-            value = value.to(dtype)
-        tensors[f"model/{name}"] = value.contiguous()
+    tensors = _prefixed(model_state, "model/", dtype)
     meta = dict(info)
+    meta.pop("viewpoint", None)
+    if viewpoint is not None:
+        meta["viewpoint"] = viewpoint[0]
+        tensors.update(_prefixed(viewpoint[1], "viewpoint/", dtype))
     stored = json.loads(config_json(config))
     meta.update(
         format_version=CHECKPOINT_VERSION,
@@ -180,8 +181,10 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
         if k not in ("config", "config_sha256", "format_version", "optim")
     }
     viewpoint_state = _group(tensors, "viewpoint/") or None
-    if (viewpoint_state is None) != ("viewpoint" not in meta):
+    if viewpoint_state is not None and "viewpoint" not in meta:
         raise CheckpointError(f"{path}: viewpoint estimator weights without their layout")
+    if viewpoint_state is None and "viewpoint" in meta:
+        raise CheckpointError(f"{path}: a viewpoint estimator layout without its weights")
     checkpoint = Checkpoint(
         config=config, model_state=model_state, info=info, viewpoint_state=viewpoint_state
     )
@@ -191,6 +194,19 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
         checkpoint.optim_state = _unflatten_optim(tensors, meta["optim"])
         checkpoint.rng_state = _group(tensors, "rng/")
     return checkpoint
+
+
+def _prefixed(
+    state: dict[str, torch.Tensor], prefix: str, dtype: torch.dtype | None
+) -> dict[str, torch.Tensor]:
+    """``state``'s tensors under ``prefix``, on the CPU, floating ones cast to ``dtype``."""
+    tensors = {}
+    for name, value in state.items():
+        value = value.detach().cpu()
+        if dtype is not None and value.is_floating_point():
+            value = value.to(dtype)
+        tensors[f"{prefix}{name}"] = value.contiguous()
+    return tensors
 
 
 def _group(tensors: dict[str, torch.Tensor], prefix: str) -> dict[str, torch.Tensor]:
@@ -212,11 +228,7 @@ def attach_viewpoint(
     load_checkpoint(path)  # refuse to rewrite a file that does not validate
     meta = read_metadata(path)
     tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("viewpoint/")}
-    for name, value in state.items():
-        value = value.detach().cpu()
-        if value.is_floating_point():
-            value = value.to(dtype)
-        tensors[f"viewpoint/{name}"] = value.contiguous()
+    tensors.update(_prefixed(state, "viewpoint/", dtype))
     meta["viewpoint"] = {"layout": layout, "metrics": metrics}
     blob = save(tensors, metadata={"recon3d": json.dumps(meta)})
     atomic_write_bytes(path, lambda handle: handle.write(blob))

@@ -183,3 +183,18 @@ def test_training_attaches_it_and_bundling_keeps_it(tiny_dataset, tmp_path, caps
     for name, value in attached.viewpoint_state.items():
         assert torch.equal(bundled.viewpoint_state[name], value), name
     assert Reconstructor(out / "tiny.safetensors", "cpu").viewpoint is not None
+
+
+def test_an_estimator_layout_without_its_weights_is_refused(tmp_path):
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+
+    path = octahedron_model(tmp_path / "model.safetensors")
+    config = ViewpointConfig(input_size=32, width=4)
+    attach_viewpoint(path, config.to_dict(), ViewpointNet(config).state_dict(), {})
+    with safe_open(str(path), framework="pt") as handle:
+        metadata = handle.metadata()
+    tensors = {k: v for k, v in load_file(str(path)).items() if not k.startswith("viewpoint/")}
+    save_file(tensors, str(tmp_path / "stripped.safetensors"), metadata=metadata)
+    with pytest.raises(CheckpointError, match="stripped.safetensors: a viewpoint estimator layout"):
+        load_checkpoint(tmp_path / "stripped.safetensors")

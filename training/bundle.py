@@ -18,13 +18,7 @@ from pathlib import Path
 
 import torch
 
-from recon_core.checkpoint import (
-    CheckpointError,
-    attach_viewpoint,
-    load_checkpoint,
-    read_metadata,
-    save_checkpoint,
-)
+from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from recon_core.data import DatasetError, atomic_write_bytes, read_index
 from training.evaluate import cell, evaluate
 
@@ -100,7 +94,6 @@ def bundle(
     }
     credits = _credits(train_data)
     info = dict(checkpoint.info)
-    viewpoint = info.pop("viewpoint", None)
     info.update(
         metrics=summary,
         trained_on=Path(train_data).name,
@@ -109,11 +102,12 @@ def bundle(
     out.mkdir(parents=True, exist_ok=True)
     target = out / f"{name}.safetensors"
     state = {k: v for k, v in checkpoint.model_state.items()}
-    save_checkpoint(target, checkpoint.config, state, info, dtype=torch.float16)
-    if viewpoint is not None:  # a run's checkpoint that already has its estimator keeps it
-        attach_viewpoint(
-            target, viewpoint["layout"], checkpoint.viewpoint_state, viewpoint["metrics"]
-        )
+    viewpoint = None  # a run's checkpoint that already has its estimator keeps it
+    if checkpoint.viewpoint_state is not None:
+        viewpoint = (checkpoint.info["viewpoint"], checkpoint.viewpoint_state)
+    save_checkpoint(
+        target, checkpoint.config, state, info, dtype=torch.float16, viewpoint=viewpoint
+    )
     size = target.stat().st_size / 1e6
     if size > SIZE_LIMIT_MB:
         target.unlink()
