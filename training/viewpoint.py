@@ -71,7 +71,7 @@ def _augment(images: torch.Tensor, angles: torch.Tensor, generator: torch.Genera
     grey = torch.rand(batch, 1, 1, 1, generator=generator) < 0.2
     rgb = images[:, :3] * gain
     rgb = torch.where(grey, rgb.mean(1, keepdim=True).expand_as(rgb), rgb)
-    images = torch.cat([rgb.clamp(0, 1) * images[:, 3:], images[:, 3:]], 1)
+    images = torch.cat([rgb.clamp(0, 1), images[:, 3:]], 1)  # straight alpha, as pictures
     scale = 0.9 + 0.2 * torch.rand(batch, generator=generator)
     shift = 0.06 * (torch.rand(batch, 2, generator=generator) - 0.5)
     theta = torch.zeros(batch, 2, 3)
