@@ -16,7 +16,7 @@ it), since it is tied to the object frame of the data the model was trained on.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
@@ -53,15 +53,15 @@ class ViewpointConfig:
 
     @classmethod
     def from_dict(cls, data: dict) -> ViewpointConfig:
-        known = {"input_size", "width", "azimuth_step", "elevations"}
-        unknown = sorted(set(data) - known)
+        defaults = cls()
+        unknown = sorted(set(data) - {f.name for f in fields(cls)})
         if unknown:
             raise ValueError(f"unknown viewpoint settings {unknown}")
         config = cls(
-            input_size=int(data.get("input_size", 64)),
-            width=int(data.get("width", 32)),
-            azimuth_step=float(data.get("azimuth_step", 10.0)),
-            elevations=tuple(float(e) for e in data.get("elevations", cls.elevations)),
+            input_size=int(data.get("input_size", defaults.input_size)),
+            width=int(data.get("width", defaults.width)),
+            azimuth_step=float(data.get("azimuth_step", defaults.azimuth_step)),
+            elevations=tuple(float(e) for e in data.get("elevations", defaults.elevations)),
         )
         if config.input_size % 16 or config.input_size < 32:
             raise ValueError(f"input_size must be a multiple of 16 >= 32, got {config.input_size}")
@@ -80,11 +80,18 @@ class ViewpointPrediction:
     """(E,) probabilities of the elevation bins."""
     config: ViewpointConfig
 
-    def log_prob(self, azimuth: float, elevation: float) -> float:
-        """Log probability of the bins holding ``azimuth`` and ``elevation`` (degrees)."""
-        a = int(round((azimuth % 360.0) / self.config.azimuth_step)) % self.config.azimuth_bins
-        e = int(np.argmin(np.abs(np.asarray(self.config.elevations) - elevation)))
-        return math.log(max(self.azimuth[a], 1e-12)) + math.log(max(self.elevation[e], 1e-12))
+    def log_prob(self, azimuth, elevation) -> np.ndarray:
+        """Log probabilities (K,) of the bins holding azimuths and elevations (K,) in
+        degrees (nearest bin centre; floored at log 1e-12)."""
+        azimuth, elevation = np.asarray(azimuth, float), np.asarray(elevation, float)
+        step, bins = self.config.azimuth_step, self.config.azimuth_bins
+        a = np.round(np.remainder(azimuth, 360.0) / step).astype(np.int64) % bins
+        centres = np.asarray(self.config.elevations)
+        e = np.argmin(np.abs(centres[None, :] - elevation.reshape(-1, 1)), axis=1)
+        e = e.reshape(elevation.shape)
+        return np.log(np.maximum(self.azimuth[a], 1e-12)) + np.log(
+            np.maximum(self.elevation[e], 1e-12)
+        )
 
     def best(self) -> tuple[float, float]:
         """The most probable azimuth and elevation (degrees)."""
