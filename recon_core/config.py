@@ -100,6 +100,12 @@ class DataConfig:
     """Train on these categories only (empty: all in the dataset)."""
     splits: tuple[str, ...] = ("train",)
     """Dataset splits to train on (overfitting checks train on all three)."""
+    mirror: float = field(default=0.0, metadata={"optional": True})
+    """Probability that a training sample is mirrored left to right (the picture flipped,
+    the shape mirrored across its left-right plane, every target to match): mirrored
+    furniture is furniture, so this doubles the shapes a small library offers."""
+    colour_jitter: float = field(default=0.0, metadata={"optional": True})
+    """Scale each colour channel of the input picture by a random factor in [1 - j, 1 + j]."""
 
 
 @dataclass
@@ -270,6 +276,12 @@ def validate(config: TrainConfig) -> None:
             raise ConfigError(f"config.stages.{k}.steps: must be >= 0")
     if config.data.batch_size < 1:
         raise ConfigError("config.data.batch_size: must be >= 1")
+    if not 0.0 <= config.data.mirror <= 1.0:
+        raise ConfigError(f"config.data.mirror: a probability in [0, 1], got {config.data.mirror}")
+    if not 0.0 <= config.data.colour_jitter < 1.0:
+        raise ConfigError(
+            f"config.data.colour_jitter: must be in [0, 1), got {config.data.colour_jitter}"
+        )
     model = config.model
     if isinstance(model, PointCloudModelConfig):
         if model.decoder_fc[-1] != 4 * 4 * 256:

@@ -40,7 +40,7 @@ import json
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Literal
 
@@ -66,6 +66,9 @@ __all__ = [
     "unpack_voxels",
     "grid_coordinates",
     "voxel_index",
+    "mirrored_extrinsics",
+    "mirror_permutation",
+    "mirror_sample",
 ]
 
 FORMAT_VERSION = 1
@@ -236,6 +239,16 @@ class SampleSettings:
     voxels: bool = False
     """Implicit method: also the record's occupancy grid, ``voxels`` (1, R, R, R) float 0/1
     (IM-NET's two-stage route)."""
+    mirror: float = 0.0
+    """Probability that a sample is mirrored left to right: the picture flipped, the shape
+    mirrored across x = 0 (its left-right plane) with every camera, depth map and label to
+    match (`mirror_sample`)."""
+    colour_jitter: float = 0.0
+    """Scale each colour channel of the input picture by a factor drawn in [1 - j, 1 + j]."""
+
+    def without_augmentation(self) -> SampleSettings:
+        """The same draws with neither mirroring nor colour jitter (previews, evaluation)."""
+        return replace(self, mirror=0.0, colour_jitter=0.0)
 
 
 _METHOD_KEYS = {
@@ -317,6 +330,12 @@ class PreparedDataset:
             raise DatasetError(f"method must be pointcloud, implicit or all, got {method!r}")
         if self.settings.voxels and "voxels" not in self.keys:
             self.keys += ("voxels",)
+        self._mirror_perm = None
+        if self.settings.mirror > 0.0 and "fixed_depth" in self.keys:
+            views = self.index.get("fixed_views", {}).get("extrinsics")
+            if views is None:
+                raise DatasetError(f"{self.root}: index.json has no fixed views")
+            self._mirror_perm = mirror_permutation(views, f"{self.root}")
 
     def __len__(self) -> int:
         return len(self.records)
@@ -376,6 +395,15 @@ class PreparedDataset:
             resolution = int(self.index["settings"]["occupancy"]["voxel_resolution"])
             grid = unpack_voxels(arrays["voxels"], resolution)
             out["voxels"] = torch.from_numpy(grid[None].astype(np.float32))
+        # augmentations draw from the generator only when enabled: samples without them are
+        # the same as before they existed
+        if s.mirror > 0.0 and rng.random() < s.mirror:
+            mirror_sample(out, self._mirror_perm)
+        if s.colour_jitter > 0.0:
+            gain = 1.0 + s.colour_jitter * rng.uniform(-1.0, 1.0, size=3)
+            image = out["image"].clone()
+            image[..., :3, :, :] *= torch.tensor(gain, dtype=image.dtype)[:, None, None]
+            out["image"] = image.clamp_(0.0, 1.0)
         return out
 
     def _record(self, i: int) -> RecordArrays:
@@ -388,6 +416,66 @@ class PreparedDataset:
             self._cache[i] = arrays
             self._cached_bytes += size
         return arrays
+
+
+_MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])
+"""x -> -x: the object's left-right mirror in world coordinates, and a picture's left-right
+flip in camera coordinates."""
+
+
+def mirrored_extrinsics(extrinsics: np.ndarray) -> np.ndarray:
+    """World-to-camera matrices (..., 4, 4) of the cameras that see the mirrored scene as the
+    given ones see the scene, flipped left to right: ``F @ E @ M``, with ``M`` the world's
+    mirror and ``F`` the image's flip (still rotations: the two reflections cancel)."""
+    return (_MIRROR @ np.asarray(extrinsics, dtype=np.float64) @ _MIRROR).astype(
+        np.asarray(extrinsics).dtype
+    )
+
+
+def mirror_permutation(extrinsics: np.ndarray, where: str = "fixed views") -> np.ndarray:
+    """For a camera set closed under the mirror (the 8 cube-corner fixed views are), the index
+    ``perm[i]`` of the camera whose mirrored image is camera ``i``'s:
+    ``mirrored_extrinsics(E[perm[i]]) == E[i]``. Refuses a set that is not closed."""
+    extrinsics = np.asarray(extrinsics, dtype=np.float64)
+    mirrored = mirrored_extrinsics(extrinsics)
+    gap = np.abs(extrinsics[:, None] - mirrored[None]).max(axis=(2, 3))
+    perm = gap.argmin(axis=1)
+    if (gap[np.arange(len(perm)), perm] > 1e-4).any() or len(set(perm.tolist())) != len(perm):
+        raise DatasetError(
+            f"{where}: mirror augmentation needs fixed views that are symmetric about the "
+            f"object's left-right plane (x = 0); these {len(extrinsics)} are not"
+        )
+    return perm
+
+
+def mirror_sample(sample: dict, fixed_perm: np.ndarray | None = None) -> None:
+    """Mirror one sample of `PreparedDataset` in place: the shape across x = 0 and every
+    picture with it. A picture flipped left to right is what the mirrored camera
+    (`mirrored_extrinsics`) sees of the mirrored shape; depth values do not change, and
+    fixed view ``i`` of the mirrored shape is fixed view ``fixed_perm[i]`` flipped
+    (`mirror_permutation` of the dataset's fixed views)."""
+    import torch
+
+    def mirror_cameras(extrinsics: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(mirrored_extrinsics(extrinsics.numpy()))
+
+    sample["image"] = sample["image"].flip(-1)
+    sample["image_extrinsic"] = mirror_cameras(sample["image_extrinsic"])
+    intrinsic = sample["image_intrinsic"].clone()
+    width = sample["image"].shape[-1]
+    intrinsic[..., 0, 2] = width - intrinsic[..., 0, 2]
+    sample["image_intrinsic"] = intrinsic
+    if "fixed_depth" in sample:
+        perm = torch.from_numpy(np.asarray(fixed_perm))
+        sample["fixed_depth"] = sample["fixed_depth"][perm].flip(-1)
+        sample["fixed_mask"] = sample["fixed_mask"][perm].flip(-1)
+        sample["novel_depth"] = sample["novel_depth"].flip(-1)
+        sample["novel_mask"] = sample["novel_mask"].flip(-1)
+        sample["novel_extrinsics"] = mirror_cameras(sample["novel_extrinsics"])
+    if "points" in sample:
+        sample["points"] = sample["points"] * torch.tensor([-1.0, 1.0, 1.0])
+    if "voxels" in sample:  # index order (x, y, z)
+        sample["voxels"] = sample["voxels"].flip(1)
 
 
 def grid_coordinates(resolution: int, half_extent: float = PADDED_HALF_EXTENT) -> np.ndarray:

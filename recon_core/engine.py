@@ -394,7 +394,7 @@ class Trainer:
             return None
         from PIL import Image
 
-        settings = self.method.sample_settings()
+        settings = self.method.sample_settings().without_augmentation()
         for split in ("val", "train"):
             dataset = PreparedDataset(self.data_root, split, "all", settings, self.config.seed)
             if len(dataset):

@@ -225,7 +225,7 @@ def _method_sheet(reconstructor, data: Path, split: str) -> np.ndarray:
 
     from recon_core.engine import preview_batch
 
-    settings = reconstructor.method.sample_settings()
+    settings = reconstructor.method.sample_settings().without_augmentation()
     dataset = PreparedDataset(data, None if split == "all" else split, "all", settings, 0)
     batch = preview_batch(dataset, reconstructor.device)
     with torch.no_grad():

@@ -102,6 +102,8 @@ class ImplicitMethod(Method):
             occupancy_points=self.config.data.occupancy_points,
             image_size=self.config.model.input_size,
             voxels=self.two_stage,
+            mirror=self.config.data.mirror,
+            colour_jitter=self.config.data.colour_jitter,
         )
 
     def build_model(self) -> nn.Module:

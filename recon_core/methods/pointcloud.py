@@ -43,7 +43,10 @@ class PointCloudMethod(Method):
 
     def sample_settings(self) -> SampleSettings:
         return SampleSettings(
-            novel_views=self.config.data.novel_views, image_size=self.config.model.input_size
+            novel_views=self.config.data.novel_views,
+            image_size=self.config.model.input_size,
+            mirror=self.config.data.mirror,
+            colour_jitter=self.config.data.colour_jitter,
         )
 
     def build_model(self) -> nn.Module:
