@@ -62,6 +62,14 @@ def _describe(obj) -> str:
     return f"{obj.name}: {len(obj.data.polygons)} faces"
 
 
+def _report_result(operator, result: dict, text: str) -> None:
+    """INFO with what was made, or WARNING when the worker left a note (a lowered iso level)."""
+    if "note" in result:
+        operator.report({"WARNING"}, f"{text} ({result['note']})")
+    else:
+        operator.report({"INFO"}, text)
+
+
 def build_result(
     context, name: str, result: dict, encoding: str | None, output: str, offset=(0.0, 0.0, 0.0)
 ) -> list:
@@ -116,7 +124,7 @@ class RECON_OT_reconstruct(bpy.types.Operator):
         name = Path(bpy.path.abspath(settings.image_path)).stem
         job = self._job
         objects = build_result(context, name, result, job.get("save_encoding"), job["output"])
-        self.report({"INFO"}, "; ".join(_describe(o) for o in objects))
+        _report_result(self, result, "; ".join(_describe(o) for o in objects))
         settings.status = "Done"
         return {"FINISHED"}
 
@@ -273,7 +281,7 @@ class RECON_OT_reextract(bpy.types.Operator):
             )
         if old.users == 0:
             (bpy.data.pointclouds if obj.type == "POINTCLOUD" else bpy.data.meshes).remove(old)
-        self.report({"INFO"}, _describe(obj))
+        _report_result(self, result, _describe(obj))
         return {"FINISHED"}
 
 
@@ -298,7 +306,7 @@ class RECON_OT_batch(bpy.types.Operator):
         if not pictures:
             self.report({"ERROR"}, f"{folder}: no pictures in this folder")
             return {"CANCELLED"}
-        made, failed = [], []
+        made, failed, notes = [], [], []
         wm = context.window_manager
         wm.progress_begin(0, len(pictures))
         for k, picture in enumerate(pictures):
@@ -310,6 +318,8 @@ class RECON_OT_batch(bpy.types.Operator):
                 continue
             finally:
                 wm.progress_update(k + 1)
+            if "note" in result:
+                notes.append(f"{picture.name}: {result['note']}")
             made += build_result(
                 context,
                 picture.stem,
@@ -323,6 +333,8 @@ class RECON_OT_batch(bpy.types.Operator):
             obj.select_set(True)
         if failed:
             self.report({"WARNING"}, f"{len(made)} objects; {len(failed)} failed: {failed[0]}")
+        elif notes:
+            self.report({"WARNING"}, f"{len(made)} objects; {len(notes)} noted: {notes[0]}")
         else:
             self.report({"INFO"}, f"{len(made)} objects from {len(pictures)} pictures")
         return {"FINISHED"} if made else {"CANCELLED"}

@@ -35,6 +35,7 @@ __all__ = [
     "Mesh",
     "ExtractionStats",
     "ExtractionError",
+    "EmptyFieldError",
     "evaluate_grid",
     "extract_mesh",
     "iso_level_logit",
@@ -62,6 +63,17 @@ class ExtractionStats(NamedTuple):
     points_evaluated: int
     dense_points: int
     resolution: int
+    iso: float | None = None
+    """The occupancy level the mesh was extracted at."""
+
+
+class EmptyFieldError(ExtractionError):
+    """Nothing of the field reaches the iso level; ``highest`` is the highest occupancy
+    probability found on the grid."""
+
+    def __init__(self, message: str, highest: float):
+        super().__init__(message)
+        self.highest = highest
 
 
 BAND_CELLS = 1.0
@@ -208,12 +220,14 @@ def extract_mesh(
     highest = float(values.max())
     if math.isfinite(highest) and highest <= iso_logit:
         # A thin or uncertain shape: say how far off it is, so the user can lower the level.
-        probability = math.floor(100.0 / (1.0 + math.exp(min(-highest, 700.0)))) / 100.0
-        raise ExtractionError(
+        probability = 1.0 / (1.0 + math.exp(min(-highest, 700.0)))
+        shown = math.floor(100.0 * probability) / 100.0
+        raise EmptyFieldError(
             f"empty result: the occupancy stays below the iso level {iso:g} everywhere "
-            f"(highest {probability:.2f}); a lower iso level may keep the shape"
+            f"(highest {shown:.2f}); a lower iso level may keep the shape",
+            probability,
         )
-    return marching_cubes(values, iso_logit), stats
+    return marching_cubes(values, iso_logit), stats._replace(iso=iso)
 
 
 def is_closed(faces: np.ndarray) -> bool:

@@ -14,6 +14,7 @@ or a point cloud, with colours from the picture, from the cached encoding.
 from __future__ import annotations
 
 import logging
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,7 +25,14 @@ from recon_core.checkpoint import CheckpointError, load_checkpoint
 from recon_core.cloudmesh import mesh_from_points
 from recon_core.colour import ViewEstimate, estimate_view, point_colours, vertex_normals
 from recon_core.engine import TrainingError, select_device
-from recon_core.extraction import ExtractionError, ExtractionStats, Mesh, decimate, extract_mesh
+from recon_core.extraction import (
+    EmptyFieldError,
+    ExtractionError,
+    ExtractionStats,
+    Mesh,
+    decimate,
+    extract_mesh,
+)
 from recon_core.fusion import consistent_points, fuse
 from recon_core.imaging import network_input
 from recon_core.methods import METHODS
@@ -39,6 +47,12 @@ log = logging.getLogger("recon3d")
 
 COLOUR_SIZE = 256
 """Side of the framed picture colours are taken from."""
+
+LOWERED_ISO_SHARE = 0.5
+"""When nothing of an implicit field reaches the iso level asked for, the mesh is extracted
+at this share of the field's highest occupancy instead (a thin or uncertain shape: chair
+legs, plants), unless that is below `LOWERED_ISO_FLOOR` (no shape to speak of)."""
+LOWERED_ISO_FLOOR = 0.05
 
 try:
     from threadpoolctl import threadpool_limits
@@ -228,19 +242,43 @@ class Reconstructor:
 
     @one_blas_thread
     def mesh(
-        self, encoded: Encoded, resolution: int = 128, iso: float = 0.5, faces: int | None = None
+        self,
+        encoded: Encoded,
+        resolution: int = 128,
+        iso: float = 0.5,
+        faces: int | None = None,
+        lower_iso: bool = True,
     ) -> tuple[Mesh, ExtractionStats | None]:
         """Closed mesh at any resolution (16-512), from the cached encoding. Implicit: the
         iso level (0-1) of the occupancy field; point cloud: the mesh around the cloud.
-        ``faces``: at most this many triangles (quadric decimation, still closed)."""
-        mesh, stats = self._mesh(encoded, resolution, iso)
+        ``faces``: at most this many triangles (quadric decimation, still closed).
+        ``lower_iso``: when nothing reaches ``iso``, extract at `LOWERED_ISO_SHARE` of the
+        field's highest occupancy instead, said in one log line; ``stats.iso`` is the level
+        used."""
+        mesh, stats = self._mesh(encoded, resolution, iso, lower_iso)
         return (mesh if faces is None else decimate(mesh, faces)), stats
 
-    def _mesh(self, encoded: Encoded, resolution: int, iso: float):
+    def _mesh(self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool):
         if encoded.method == "pointcloud":
             return mesh_from_points(self.points(encoded), min(resolution, 256)), None
         if not torch.isfinite(encoded.latent).all():
             raise ExtractionError("the latent code is not finite")
+        try:
+            return self._extract(encoded, resolution, iso)
+        except EmptyFieldError as exc:
+            level = math.floor(100.0 * LOWERED_ISO_SHARE * exc.highest) / 100.0
+            if not lower_iso or level < LOWERED_ISO_FLOOR or level >= iso:
+                raise
+            log.warning(
+                "nothing reaches the iso level %g (highest occupancy %.2f); "
+                "extracting at %g instead",
+                iso,
+                exc.highest,
+                level,
+            )
+            return self._extract(encoded, resolution, level)
+
+    def _extract(self, encoded: Encoded, resolution: int, iso: float):
         batch = 65536
         while True:
             try:
@@ -292,10 +330,15 @@ class Reconstructor:
 
     @one_blas_thread
     def coloured_mesh(
-        self, encoded: Encoded, resolution: int = 128, iso: float = 0.5, faces: int | None = None
+        self,
+        encoded: Encoded,
+        resolution: int = 128,
+        iso: float = 0.5,
+        faces: int | None = None,
+        lower_iso: bool = True,
     ) -> ColouredMesh:
         """`mesh` with vertex colours from the picture (None when encoded without one)."""
-        mesh, stats = self.mesh(encoded, resolution, iso, faces)
+        mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso)
         colours = None
         view = self._view(encoded, sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0])
         if view is not None:

@@ -8,7 +8,9 @@ The job (JSON): ``model``, ``image`` (or ``encoding``: an ``.npz`` saved by an e
 job, to re-extract without the encoder), ``mask``, ``output`` (mesh, points or both),
 ``resolution``, ``iso``, ``faces`` (a face budget, 0 or absent for none), ``points``,
 ``device``, ``result`` (the ``.npz`` to write) and ``save_encoding`` (where to keep the
-encoding for later re-extraction).
+encoding for later re-extraction). The result holds ``vertices``, ``faces``, ``colours``,
+``points``, ``point_colours`` as asked, and ``note`` (a line to show) when the mesh had to
+be extracted at a lower iso level than asked (see `Reconstructor.mesh`).
 
 Progress goes to stdout, one JSON object per line: ``{"stage": ..., "progress": 0-1}``,
 then ``{"done": RESULT}`` or ``{"error": "one line"}``; in ``--serve`` mode the same lines
@@ -112,12 +114,11 @@ def run_job(
     report("extract", 0.45)
     output = job.get("output", "mesh")
     result: dict[str, np.ndarray] = {}
+    mesh = None
+    iso = float(job.get("iso", 0.5))
     if output in ("mesh", "both"):
         mesh = model.coloured_mesh(
-            encoded,
-            int(job.get("resolution", 128)),
-            float(job.get("iso", 0.5)),
-            job.get("faces") or None,
+            encoded, int(job.get("resolution", 128)), iso, job.get("faces") or None
         )
         result.update(vertices=mesh.vertices, faces=mesh.faces)
         if mesh.colours is not None:
@@ -130,7 +131,7 @@ def run_job(
         else:
             if "vertices" not in result:
                 mesh = model.coloured_mesh(
-                    encoded, int(job.get("resolution", 128)), float(job.get("iso", 0.5))
+                    encoded, int(job.get("resolution", 128)), iso
                 )  # sampled for points: no face budget
             points, _, colours = sample_mesh(
                 mesh.vertices, mesh.faces, mesh.colours, count or 20000
@@ -138,6 +139,10 @@ def run_job(
         result["points"] = points
         if colours is not None:
             result["point_colours"] = colours
+    if mesh is not None and mesh.stats is not None and mesh.stats.iso not in (None, iso):
+        result["note"] = np.array(
+            f"nothing reached the iso level {iso:g}; the mesh is at {mesh.stats.iso:g} instead"
+        )
     report("build geometry", 0.9)
     return result
 

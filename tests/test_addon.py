@@ -98,6 +98,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     models.mkdir()
     octahedron_model(models / "good_octahedron.safetensors")
     octahedron_model(models / "faint_octahedron.safetensors", peak=math.log(0.4 / 0.6))
+    octahedron_model(models / "blank_octahedron.safetensors", peak=math.log(0.08 / 0.92))
     sphere_cloud_model(models / "pc_flange.safetensors", flange=0.45)
     (models / "corrupt.safetensors").write_bytes(b"\x08\x00\x00\x00\x00\x00\x00\x00{bad}")
     picture = np.zeros((200, 300, 4), np.uint8)
@@ -208,11 +209,16 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     for name, words in [
         ("missing_image", "no such image file"),
         ("corrupt_model", "corrupt.safetensors"),
-        ("faint_model", "stays below the iso level 0.5 everywhere (highest 0."),
+        ("blank_model", "stays below the iso level 0.5 everywhere (highest 0.0"),
         ("no_torch", "No module named"),
     ]:
         assert words in result[name], (name, result[name])
         assert result[name + "_scene_unchanged"], name
+    faint = result["faint_model"]
+    assert faint["status"] == ["FINISHED"] and faint["added"] == 1 and faint["closed"], faint
+    kind, text = faint["report"]
+    assert kind == "WARNING" and " faces (nothing reached the iso level 0.5; " in text, faint
+    assert text.endswith("the mesh is at 0.2 instead)"), faint
     assert result["panel_after_disable"] is False and result["operator_after_disable"] is False
     assert result["panel_after_enable"] is True
     assert (renders / "mesh.png").stat().st_size > 1000

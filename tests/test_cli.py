@@ -327,3 +327,49 @@ def test_worker_jobs_apply_the_silhouette_test_also_when_re_extracting(tmp_path,
     again = run_job({"encoding": str(cache), "output": "points", "consistency": 0})
     radius = np.linalg.norm(again["points"], axis=1)
     assert np.abs(radius - 0.3).max() < 0.02 and len(again["point_colours"]) == len(radius)
+
+
+def test_a_field_below_the_iso_level_is_extracted_at_half_its_highest_occupancy(
+    tmp_path, picture, caplog, capsys
+):
+    """An octahedron field whose highest occupancy is 0.4: nothing reaches 0.5, so the mesh
+    comes at 0.2, the octahedron |x| + |y| + |z| < (logit 0.4 - logit 0.2) / 20; one line
+    says so (the log, and the add-on's worker result), and a field that never reaches 0.1
+    stays an error."""
+    import logging
+    import math
+
+    from recon_core.extraction import EmptyFieldError, is_closed
+    from recon_core.inference import Reconstructor
+    from recon_core.picture import read_picture
+    from recon_core.worker import run_job
+
+    def logit(p):
+        return math.log(p / (1 - p))
+
+    faint = octahedron_model(tmp_path / "faint.safetensors", peak=logit(0.4))
+    model = Reconstructor(str(faint), "cpu")
+    encoded = model.encode_picture(read_picture(picture))
+    with caplog.at_level(logging.WARNING, logger="recon3d"):
+        mesh, stats = model.mesh(encoded, 128)
+    assert stats.iso == 0.2 and is_closed(mesh.faces)
+    assert "nothing reaches the iso level 0.5 (highest occupancy 0.40); extracting at 0.2" in (
+        caplog.text
+    )
+    radius = (logit(0.4) - logit(0.2)) / 20.0
+    extent = np.abs(mesh.vertices).sum(axis=1).max()
+    assert abs(extent - radius) < 1.1 / 128, (extent, radius)
+    with pytest.raises(EmptyFieldError, match=r"highest 0\.(39|40)\)") as caught:
+        model.mesh(encoded, 128, lower_iso=False)
+    assert caught.value.highest == pytest.approx(0.4, abs=0.01)
+    job = {"model": str(faint), "output": "mesh", "device": "cpu", "image": str(picture)}
+    result = run_job(job, model_cache={})
+    assert str(result["note"]) == "nothing reached the iso level 0.5; the mesh is at 0.2 instead"
+    assert "note" not in run_job({**job, "iso": 0.3}, model_cache={})
+    assert _run(picture, "--model", faint, "--output-dir", tmp_path / "out") == 0
+    assert (tmp_path / "out" / "green box.glb").exists()
+    blank = octahedron_model(tmp_path / "blank.safetensors", peak=logit(0.08))
+    with pytest.raises(EmptyFieldError, match=r"highest 0\.0[78]\)"):
+        Reconstructor(str(blank), "cpu").mesh(encoded, 64)
+    assert _run(picture, "--model", blank, "--output-dir", tmp_path / "none") == 1
+    assert "stays below the iso level 0.5 everywhere" in capsys.readouterr().err

@@ -78,3 +78,43 @@ def test_a_truth_with_no_inside_has_no_iou_and_stays_out_of_the_means():
     assert summary["mean_over_categories"]["chamfer_l1"] == pytest.approx((0.2 + 0.2 + 0.4) / 3)
     summary.update(model="m", split="test", data="d")
     assert "| bin | 1 | - | 0.2000 |" in _markdown(summary)
+
+
+def test_evaluation_counts_meshes_extracted_below_the_iso_level(tiny_dataset, tmp_path):
+    """A field whose highest occupancy is 0.4 is meshed at 0.2 through the inference path the
+    evaluation uses: counted and said in the report; with the level kept, every mesh is
+    empty and scores the padded box's diagonal as its Chamfer distance."""
+    import math
+
+    from helpers import octahedron_model
+
+    from recon_core.geometry import PADDED_HALF_EXTENT
+    from training.bundle import _lowered_lines
+    from training.evaluate import evaluate
+
+    faint = octahedron_model(tmp_path / "faint.safetensors", peak=math.log(0.4 / 0.6))
+    lowered = evaluate(
+        faint, tiny_dataset, "all", tmp_path / "lowered", 64, device="cpu", progress=False
+    )
+    shapes = lowered["mean_over_categories"]["shapes"]
+    assert lowered["lowered_iso_shapes"] == shapes == 9
+    assert {r["lowered_iso"] for r in lowered["per_shape"]} == {0.2}
+    assert (
+        "9 of 9 meshes came at a lower iso level than 0.5"
+        in (tmp_path / "lowered" / "report.md").read_text()
+    )
+    assert _lowered_lines(lowered)[0].startswith("9 of the 9 test meshes came at a lower")
+    kept = evaluate(
+        faint,
+        tiny_dataset,
+        "all",
+        tmp_path / "kept",
+        64,
+        device="cpu",
+        progress=False,
+        lower_iso=False,
+    )
+    assert kept["lowered_iso_shapes"] == 0 and _lowered_lines(kept) == []
+    diagonal = 2 * PADDED_HALF_EXTENT * math.sqrt(3)
+    assert kept["mean_over_categories"]["chamfer_l1"] == pytest.approx(diagonal, rel=1e-3)
+    assert lowered["mean_over_categories"]["chamfer_l1"] < 0.5 * diagonal

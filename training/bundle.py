@@ -92,6 +92,8 @@ def bundle(
             "per_category": metrics["retrieval"]["per_category"],
         },
     }
+    if "lowered_iso_shapes" in metrics:
+        summary["lowered_iso_shapes"] = metrics["lowered_iso_shapes"]
     credits = _credits(train_data)
     info = dict(checkpoint.info)
     info.update(
@@ -132,6 +134,19 @@ def _table(method: str, metrics: dict) -> list[str]:
         cells = [f"{cell(values[k], 3)} | {cell(base[category][k], 3)}" for k, _ in columns]
         lines.append(f"| {category} | {int(values['shapes'])} | " + " | ".join(cells) + " |")
     return lines
+
+
+def _lowered_lines(metrics: dict) -> list[str]:
+    """What MODELS.md says of the meshes extracted below the iso level (implicit models)."""
+    lowered = metrics.get("lowered_iso_shapes")
+    if not lowered:
+        return []
+    shapes = int(metrics["mean_over_categories"]["shapes"])
+    return [
+        f"{lowered} of the {shapes} test meshes came at a lower iso level than 0.5 (half "
+        "their field's highest occupancy): nothing of their field reached 0.5.",
+        "",
+    ]
 
 
 def _viewpoint_lines(viewpoint: dict | None) -> list[str]:
@@ -178,6 +193,7 @@ def write_models_readme(folder: Path) -> Path:
             "",
             *_table(method, metrics),
             "",
+            *_lowered_lines(metrics),
             *_viewpoint_lines(meta.get("viewpoint")),
         ]
         credits.update(meta.get("credits", []))

@@ -96,11 +96,13 @@ def evaluate(
     retrieval: Path | None = None,
     consistency: int | None = None,
     iso: float = 0.5,
+    lower_iso: bool = True,
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
     dataset), the same metrics for the retrieval baseline on the same inputs.
     ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
-    implicit models' extraction level."""
+    implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
+    that reaches nowhere near ``iso`` is meshed lower (False: it scores as empty)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -139,7 +141,9 @@ def evaluate(
         if method == "implicit":
             points, labels = _uniform_samples(arrays, meta)
             try:
-                mesh, _ = reconstructor.mesh(encoded, resolution, iso)
+                mesh, stats = reconstructor.mesh(encoded, resolution, iso, lower_iso=lower_iso)
+                if stats.iso != iso:  # nothing reached the level: extracted lower
+                    result["lowered_iso"] = stats.iso
             except ExtractionError:
                 mesh = None
             if mesh is None:
@@ -196,6 +200,8 @@ def evaluate(
             ]
             rows[entry["category"]].append(hstack(tiles))
     metrics = _summarise(per_shape)
+    if method == "implicit":
+        metrics["lowered_iso_shapes"] = sum("lowered_iso" in r for r in per_shape)
     if baseline is not None:
         metrics["retrieval"] = _summarise(per_shape_baseline)
         metrics["retrieval"]["data"] = str(retrieval)
@@ -281,7 +287,8 @@ def cell(value: float | None, digits: int = 4) -> str:
 
 
 def _summarise(per_shape: list[dict]) -> dict:
-    keys = [k for k in per_shape[0] if k not in ("id", "category", "retrieved")]
+    skip = ("id", "category", "retrieved", "lowered_iso")
+    keys = [k for k in per_shape[0] if k not in skip]
     by_category = defaultdict(list)
     for r in per_shape:
         by_category[r["category"]].append(r)
@@ -311,6 +318,12 @@ def _markdown(metrics: dict) -> str:
     lines.append(
         f"| **mean** | {mean['shapes']} | " + " | ".join(cell(mean[k]) for k in keys) + " |"
     )
+    if metrics.get("lowered_iso_shapes"):
+        lines += [
+            "",
+            f"{metrics['lowered_iso_shapes']} of {mean['shapes']} meshes came at a lower iso "
+            f"level than {metrics['iso']:g}: nothing of their field reached it.",
+        ]
     if "retrieval" in metrics:
         base = metrics["retrieval"]
         lines += [
@@ -356,6 +369,11 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument(
         "--iso", type=float, default=0.5, help="implicit models: occupancy level (0-1)"
     )
+    parser.add_argument(
+        "--exact-iso",
+        action="store_true",
+        help="implicit models: never lower the level (a field below it scores as empty)",
+    )
     add_consistency_option(parser)
     args = parser.parse_args(None if argv is None else list(argv))
     try:
@@ -371,6 +389,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             retrieval=args.retrieval,
             consistency=args.consistency,
             iso=args.iso,
+            lower_iso=not args.exact_iso,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

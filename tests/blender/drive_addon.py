@@ -323,8 +323,21 @@ attempt("missing_image")
 settings.image_path = settings_in["image"]
 settings.model = str(Path(settings_in["models"]) / "corrupt.safetensors")
 attempt("corrupt_model")
+settings.model = str(Path(settings_in["models"]) / "blank_octahedron.safetensors")
+attempt("blank_model")  # an empty result: how close the field came, in one line
+# a field below the iso level: a mesh at a lower level, and a warning that says so
 settings.model = str(Path(settings_in["models"]) / "faint_octahedron.safetensors")
-attempt("faint_model")  # an empty result: how close the field came, in one line
+count = len(bpy.data.objects)
+driven = Driven()
+driven._start(bpy.context)
+status, _ = drive(driven)
+faint = bpy.context.view_layer.objects.active
+result["faint_model"] = {
+    "status": status,
+    "added": len(bpy.data.objects) - count,
+    "report": driven.reports[-1] if driven.reports else None,
+    "closed": closed(faint.data),
+}
 settings.model = good_model
 prefs.backend, prefs.python_path = "external", settings_in["no_torch_python"]
 attempt("no_torch")
