@@ -74,7 +74,10 @@ class RECON_Settings(bpy.types.PropertyGroup):
         default=0.5,
         min=0.01,
         max=0.99,
-        description="Occupancy probability of the surface",
+        description=(
+            "Occupancy probability of the surface (where nothing reaches it, the mesh is "
+            "taken at half the highest occupancy, with a warning)"
+        ),
     )
     face_budget: bpy.props.IntProperty(
         name="Face Budget",
