@@ -334,7 +334,10 @@ class RECON_OT_batch(bpy.types.Operator):
         if failed:
             self.report({"WARNING"}, f"{len(made)} objects; {len(failed)} failed: {failed[0]}")
         elif notes:
-            self.report({"WARNING"}, f"{len(made)} objects; {len(notes)} noted: {notes[0]}")
+            more = f" (and {len(notes) - 1} more)" if len(notes) > 1 else ""
+            self.report(
+                {"WARNING"}, f"{len(made)} objects from {len(pictures)} pictures; {notes[0]}{more}"
+            )
         else:
             self.report({"INFO"}, f"{len(made)} objects from {len(pictures)} pictures")
         return {"FINISHED"} if made else {"CANCELLED"}

@@ -219,6 +219,13 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     kind, text = faint["report"]
     assert kind == "WARNING" and " faces (nothing reached the iso level 0.5; " in text, faint
     assert text.endswith("the mesh is at 0.2 instead)"), faint
+    faint_batch = result["faint_batch"]
+    assert faint_batch["status"] == ["FINISHED"] and len(faint_batch["report"]) == 1, faint_batch
+    kind, text = faint_batch["report"][0]
+    assert kind == "WARNING" and text.startswith("2 objects from 2 pictures; "), faint_batch
+    assert text.endswith(
+        "nothing reached the iso level 0.5; the mesh is at 0.2 instead (and 1 more)"
+    )
     assert result["panel_after_disable"] is False and result["operator_after_disable"] is False
     assert result["panel_after_enable"] is True
     assert (renders / "mesh.png").stat().st_size > 1000

@@ -102,7 +102,7 @@ def evaluate(
     dataset), the same metrics for the retrieval baseline on the same inputs.
     ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
     implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
-    that reaches nowhere near ``iso`` is meshed lower (False: it scores as empty)."""
+    that reaches ``iso`` nowhere is meshed lower (False: it scores as empty)."""
     from PIL import Image
     from tqdm import tqdm
 

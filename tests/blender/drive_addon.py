@@ -338,6 +338,22 @@ result["faint_model"] = {
     "report": driven.reports[-1] if driven.reports else None,
     "closed": closed(faint.data),
 }
+# the folder batch with it: one warning for the whole row, naming the first picture
+
+
+class DrivenBatch:
+    execute = bpy.types.IMAGE_TO_3D_OT_batch.execute
+    directory, spacing = settings_in["folder"], 1.2
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, kind, text):
+        self.reports.append((sorted(kind)[0], text))
+
+
+batch = DrivenBatch()
+result["faint_batch"] = {"status": sorted(batch.execute(bpy.context)), "report": batch.reports}
 settings.model = good_model
 prefs.backend, prefs.python_path = "external", settings_in["no_torch_python"]
 attempt("no_torch")
