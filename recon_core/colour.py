@@ -104,8 +104,7 @@ def estimate_view(
     overlap = inter / np.maximum(union, 1)
     scores = overlap
     if prior is not None:
-        azimuths, elevations = np.asarray(candidates).T
-        log_prob = prior.log_prob(azimuths, elevations)
+        log_prob = prior.log_prob(*np.asarray(candidates).T)  # azimuths, elevations
         scores = overlap + prior_weight * np.maximum(log_prob, -30.0)
     best = int(np.argmax(scores))  # the first of equal scores, as the grid is listed
     azimuth, elevation = candidates[best]
