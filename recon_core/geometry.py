@@ -42,6 +42,7 @@ __all__ = [
     "FIXED_VIEW_DISTANCE",
     "FIXED_VIEW_SETS",
     "Camera",
+    "camera_centre",
     "axis_conversion",
     "parse_axis",
     "normalization_transform",
@@ -144,8 +145,13 @@ class Camera:
     @property
     def position(self) -> np.ndarray:
         """Camera centre in world coordinates (3,)."""
-        rotation, translation = self.extrinsic[:3, :3], self.extrinsic[:3, 3]
-        return -rotation.T @ translation
+        return camera_centre(self.extrinsic)
+
+
+def camera_centre(extrinsic: np.ndarray) -> np.ndarray:
+    """Centre in world coordinates (3,) of a world-to-camera 4x4 (or 3x4) matrix."""
+    rotation, translation = extrinsic[:3, :3], extrinsic[:3, 3]
+    return -rotation.T @ translation
 
 
 def view_direction(azimuth: float, elevation: float) -> np.ndarray:

@@ -23,6 +23,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from recon_core.geometry import camera_centre
+
 __all__ = [
     "ViewpointConfig",
     "ViewpointNet",
@@ -151,8 +153,7 @@ class ViewpointNet(nn.Module):
 def camera_angles(extrinsic: np.ndarray) -> tuple[float, float]:
     """Azimuth and elevation in degrees (`recon_core.geometry.view_direction`'s convention:
     azimuth 0 looks at the object's front from -Y) of a world-to-camera matrix's position."""
-    rotation, translation = extrinsic[:3, :3], extrinsic[:3, 3]
-    position = -rotation.T @ translation
+    position = camera_centre(extrinsic)
     direction = position / max(float(np.linalg.norm(position)), 1e-12)
     elevation = math.degrees(math.asin(float(np.clip(direction[2], -1.0, 1.0))))
     azimuth = math.degrees(math.atan2(float(direction[0]), float(-direction[1]))) % 360.0

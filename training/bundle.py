@@ -20,6 +20,7 @@ import torch
 
 from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from recon_core.data import DatasetError, atomic_write_bytes, read_index
+from recon_core.inference import LOWERED_ISO_SHARE
 from training.evaluate import cell, evaluate
 
 __all__ = ["bundle", "write_models_readme", "main"]
@@ -142,9 +143,11 @@ def _lowered_lines(metrics: dict) -> list[str]:
     if not lowered:
         return []
     shapes = int(metrics["mean_over_categories"]["shapes"])
+    iso = metrics["iso"]
     return [
-        f"{lowered} of the {shapes} test meshes came at a lower iso level than 0.5 (half "
-        "their field's highest occupancy): nothing of their field reached 0.5.",
+        f"{lowered} of the {shapes} test meshes came at a lower iso level than {iso:g} "
+        f"({LOWERED_ISO_SHARE:g} x their field's highest occupancy): nothing of their field "
+        f"reached {iso:g}.",
         "",
     ]
 
