@@ -7,7 +7,7 @@ Cold start: a fresh process importing the library, loading the model and produci
 first result (the time to import torch is shown apart). Warm: the same call again, median of
 ``--repeats``. Each case runs in its own process so its peak memory (maximum resident set)
 is its own. Targets on a 2-core CPU: warm mesh 128^3 <= 1.0 s, 256^3 <= 3.0 s, point cloud
-<= 0.3 s, cold start <= 3 s.
+<= 0.3 s, cold start <= 3 s; the mirror-symmetric results (``symmetric``) to the same.
 """
 
 from __future__ import annotations
@@ -34,11 +34,11 @@ def child(case: str, args) -> dict:
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
 
-    model_name, output, resolution = case.split("-")
+    model_name, output, resolution, *symmetric = case.split("-")
     resolution = int(resolution)
 
     tick = time.perf_counter()
-    model = Reconstructor(model_name, "cpu")
+    model = Reconstructor(model_name, "cpu", symmetric=symmetric == ["symmetric"])
 
     def once():
         encoded = model.encode_picture(read_picture(args.picture))
@@ -80,8 +80,10 @@ def main(argv=None) -> int:
     print("|---|---:|---:|---:|---|---:|")
     cases = [
         ("implicit-mesh-128", 1.0, "faces"),
+        ("implicit-mesh-128-symmetric", 1.0, "faces"),
         ("implicit-mesh-256", 3.0, "faces"),
         ("pointcloud-points-0", 0.3, "points"),
+        ("pointcloud-points-0-symmetric", 0.3, "points"),
         ("pointcloud-mesh-128", None, "faces"),
     ]
     for case, target, unit in cases:
@@ -97,7 +99,8 @@ def main(argv=None) -> int:
         ]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         r = json.loads(out.strip().splitlines()[-1])
-        label = case.replace("-0", "").replace("-", " ")
+        label = case.replace("-0", "").replace("-", " ").replace(" 128", " 128^3")
+        label = label.replace(" 256", " 256^3")
         print(
             f"| {label} | {r['cold_s']:.2f} (+ import torch {r['import_s']:.2f}) | "
             f"{r['warm_s']:.3f} | {target if target else '-'} | {r['size']:,} {unit} | "

@@ -26,6 +26,7 @@ def _job(settings, image: str, encoding: str | None = None) -> dict:
         "iso": settings.iso,
         "faces": settings.face_budget,
         "points": settings.point_count,
+        "symmetric": settings.symmetric,
         "consistency": 0 if settings.views_agree else None,
         "device": settings.device,
     }
@@ -224,6 +225,11 @@ class RECON_OT_reextract(bpy.types.Operator):
     face_budget: bpy.props.IntProperty(
         name="Face budget", default=0, min=0, description="At most this many faces (0: no limit)"
     )
+    symmetric: bpy.props.BoolProperty(
+        name="Mirror Symmetric",
+        default=False,
+        description="Make the result mirror-symmetric across the object's left-right plane",
+    )
     views_agree: bpy.props.BoolProperty(
         name="Views Must Agree",
         default=False,
@@ -239,6 +245,7 @@ class RECON_OT_reextract(bpy.types.Operator):
         settings = context.scene.image_to_3d
         self.resolution, self.iso = settings.resolution, settings.iso
         self.face_budget, self.views_agree = settings.face_budget, settings.views_agree
+        self.symmetric = settings.symmetric
         return self.execute(context)
 
     def execute(self, context):
@@ -256,6 +263,7 @@ class RECON_OT_reextract(bpy.types.Operator):
             "faces": self.face_budget,
             "device": context.scene.image_to_3d.device,
             "points": context.scene.image_to_3d.point_count,
+            "symmetric": self.symmetric,
             "consistency": 0 if self.views_agree else None,
         }
         try:

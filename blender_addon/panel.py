@@ -38,6 +38,7 @@ class RECON_PT_main(bpy.types.Panel):
         col.prop(settings, "iso")
         col.prop(settings, "face_budget")
         col.prop(settings, "point_count")
+        col.prop(settings, "symmetric")
         col.prop(settings, "views_agree")
         if bridge.NATIVE_POINTS and settings.output != "mesh":
             col.prop(settings, "native_points")

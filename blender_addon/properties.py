@@ -93,6 +93,12 @@ class RECON_Settings(bpy.types.PropertyGroup):
         max=1_000_000,
         description="Point cloud size",
     )
+    symmetric: bpy.props.BoolProperty(
+        name="Mirror Symmetric",
+        default=False,
+        description="Make the result mirror-symmetric across the object's left-right plane "
+        "(most furniture is; an asymmetric object such as a corner sofa loses its asymmetry)",
+    )
     views_agree: bpy.props.BoolProperty(
         name="Views Must Agree",
         default=False,

@@ -13,7 +13,7 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["main", "add_consistency_option"]
+__all__ = ["main", "add_result_options"]
 
 _DELEGATES = {
     "prepare": ("training.prepare", "build a prepared dataset from shapes"),
@@ -25,14 +25,20 @@ def _first_line(exc: BaseException) -> str:
     return (str(exc).splitlines() or [type(exc).__name__])[0]
 
 
-def add_consistency_option(parser: argparse.ArgumentParser) -> None:
-    """``--consistency N``, shared with ``training.evaluate``."""
+def add_result_options(parser: argparse.ArgumentParser) -> None:
+    """``--consistency N`` and ``--symmetric``, shared with ``training.evaluate``."""
     parser.add_argument(
         "--consistency",
         type=int,
         metavar="N",
         help="point-cloud models: keep only the points that fall inside the silhouettes of "
         "all but N fixed views (default: every point with a positive mask)",
+    )
+    parser.add_argument(
+        "--symmetric",
+        action="store_true",
+        help="mirror-symmetric result across the object's left-right plane (most furniture "
+        "is): the field averaged with its mirror image, or the cloud joined by its own",
     )
 
 
@@ -62,7 +68,7 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
         default="glb",
         help="mesh format (point clouds: ply, or glb with --format glb)",
     )
-    add_consistency_option(parser)
+    add_result_options(parser)
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     parser.add_argument("--output-dir", type=Path, default=Path("out"))
     parser.add_argument(
@@ -114,7 +120,7 @@ def reconstruct(argv: list[str]) -> int:
         print(f"error: --faces must be at least 4, got {args.faces}", file=sys.stderr)
         return 2
     try:
-        model = Reconstructor(args.model, args.device, args.consistency)
+        model = Reconstructor(args.model, args.device, args.consistency, args.symmetric)
     except (CheckpointError, ValueError, OSError) as exc:
         print(f"error: {_first_line(exc)}", file=sys.stderr)
         return 2

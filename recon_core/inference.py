@@ -133,15 +133,20 @@ class Reconstructor:
     checkpoint path. ``device``: auto (CUDA, MPS, then CPU), cpu, cuda, cuda:N, mps.
     ``consistency`` (point-cloud models): how many fixed views may contradict a fused point
     before it is dropped (`recon_core.fusion.consistent_points`); None keeps every point
-    whose mask logit is positive, as Lin et al. do."""
+    whose mask logit is positive, as Lin et al. do. ``symmetric``: mirror-symmetric results
+    across the object's left-right plane x = 0 (most furniture is): an implicit model's field
+    averaged with its mirror image (`recon_core.extraction`), a point cloud joined by its
+    mirror image (twice the points)."""
 
     def __init__(
         self,
         model: str | Path | None = None,
         device: str = "auto",
         consistency: int | None = DEFAULT_CONSISTENCY,
+        symmetric: bool = False,
     ):
         self.consistency = consistency
+        self.symmetric = symmetric
         path = resolve_model(model)
         checkpoint = load_checkpoint(path)
         self.path = Path(path)
@@ -283,7 +288,12 @@ class Reconstructor:
         while True:
             try:
                 return extract_mesh(
-                    self.field(encoded), resolution, iso, batch=batch, device=self.device
+                    self.field(encoded),
+                    resolution,
+                    iso,
+                    batch=batch,
+                    device=self.device,
+                    symmetric=self.symmetric,
                 )
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
@@ -296,8 +306,8 @@ class Reconstructor:
     @one_blas_thread
     def points(self, encoded: Encoded, count: int | None = None) -> np.ndarray:
         """The point cloud (P, 3): fused points whose mask logit is positive (and that the
-        fixed views agree on, see ``consistency``); ``count`` picks an evenly spread subset
-        (or all when there are fewer)."""
+        fixed views agree on, see ``consistency``), with ``symmetric`` their mirror images
+        after them; ``count`` picks an evenly spread subset (or all when there are fewer)."""
         if encoded.method != "pointcloud":
             raise ValueError("point clouds come from the pointcloud method")
         keep = encoded.kept.get(self.consistency)
@@ -314,6 +324,8 @@ class Reconstructor:
                 )
             encoded.kept[self.consistency] = keep
         points = encoded.points[keep].cpu().numpy()
+        if self.symmetric:
+            points = np.concatenate([points, points * np.array([-1, 1, 1], points.dtype)])
         if count is not None and 0 < count < len(points):
             points = points[np.linspace(0, len(points) - 1, count).round().astype(np.int64)]
         return points

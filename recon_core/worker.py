@@ -7,6 +7,7 @@ that Blender stays responsive, and so that torch may live in another Python than
 The job (JSON): ``model``, ``image`` (or ``encoding``: an ``.npz`` saved by an earlier
 job, to re-extract without the encoder), ``mask``, ``output`` (mesh, points or both),
 ``resolution``, ``iso``, ``faces`` (a face budget, 0 or absent for none), ``points``,
+``symmetric`` (mirror-symmetric results, see `Reconstructor`), ``consistency``,
 ``device``, ``result`` (the ``.npz`` to write) and ``save_encoding`` (where to keep the
 encoding for later re-extraction). The result holds ``vertices``, ``faces``, ``colours``,
 ``points``, ``point_colours`` as asked, and ``note`` (a line to show) when the mesh had to
@@ -105,6 +106,7 @@ def run_job(
         if model_cache is not None:
             model_cache[key] = model
     model.consistency = job.get("consistency")  # point-cloud models: the silhouette test
+    model.symmetric = bool(job.get("symmetric", False))
     if encoded is None:
         report("encode", 0.25)
         picture = read_picture(job["image"], job.get("mask"))

@@ -9,10 +9,11 @@ from recon_core.config import preset
 from recon_core.methods import METHODS
 
 
-def octahedron_model(path: Path, peak: float = 20.0 * 0.35) -> Path:
-    """An implicit model whose decoder is exactly ``peak`` - 20 * (|x| + |y| + |z|) (by
-    default 20 * (0.35 - |x| - |y| - |z|)): a known, non-empty shape whatever the picture,
-    built by hand from the residual decoder. A negative ``peak`` leaves it empty at iso 0.5."""
+def octahedron_model(path: Path, peak: float = 20.0 * 0.35, shift: float = 0.0) -> Path:
+    """An implicit model whose decoder is exactly ``peak`` - 20 * (|x - shift| + |y| + |z|)
+    (by default 20 * (0.35 - |x| - |y| - |z|)): a known, non-empty shape whatever the
+    picture, built by hand from the residual decoder. A negative ``peak`` leaves it empty at
+    iso 0.5; a ``shift`` moves it off the left-right plane."""
     config = preset("implicit-smoke")
     model = METHODS["implicit"](config).build_model()
     decoder = model.decoder
@@ -22,6 +23,7 @@ def octahedron_model(path: Path, peak: float = 20.0 * 0.35) -> Path:
         for k in range(3):  # lift: h = (x, -x, y, -y, z, -z, 0, ...)
             decoder.lift.weight[2 * k, k] = 1.0
             decoder.lift.weight[2 * k + 1, k] = -1.0
+        decoder.lift.bias[0], decoder.lift.bias[1] = -shift, shift
         decoder.out.weight[0, :6] = -20.0
         decoder.out.bias[0] = peak
     save_checkpoint(

@@ -96,7 +96,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     zip_path = build_addon.build(tmp_path / "dist")
     models = tmp_path / "models"
     models.mkdir()
-    octahedron_model(models / "good_octahedron.safetensors")
+    octahedron_model(models / "good_octahedron.safetensors", shift=1.1 / 16)  # on grid lines
     octahedron_model(models / "faint_octahedron.safetensors", peak=math.log(0.4 / 0.6))
     octahedron_model(models / "blank_octahedron.safetensors", peak=math.log(0.08 / 0.92))
     sphere_cloud_model(models / "pc_flange.safetensors", flange=0.45)
@@ -157,6 +157,8 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["colour_attribute"] == ["Col"] and result["materials"]
     assert result["reextract"] == ["FINISHED"] and result["reextract_closed"]
     assert result["reextract_faces"][1] < result["reextract_faces"][0]
+    assert result["mirror_gap_True"][0] < 1e-5 and result["mirror_gap_True"][1], result
+    assert result["mirror_gap_False"][0] > 1e-3, result
     assert 100 <= result["budget_faces"][0] <= 150 and result["budget_faces"][1]
     undo = result["undo"]
     assert "UNDO" in undo.get("bl_options", []), undo

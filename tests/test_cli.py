@@ -373,3 +373,28 @@ def test_a_field_below_the_iso_level_is_extracted_at_half_its_highest_occupancy(
         Reconstructor(str(blank), "cpu").mesh(encoded, 64)
     assert _run(picture, "--model", blank, "--output-dir", tmp_path / "none") == 1
     assert "stays below the iso level 0.5 everywhere" in capsys.readouterr().err
+
+
+def test_symmetric_results_mirror_onto_themselves(tmp_path, picture):
+    """``--symmetric`` with the bundled models: the implicit mesh's vertices and the point
+    cloud (twice the points, each one's mirror image after them) mirror onto themselves
+    across x = 0; without it, the bundled implicit mesh does not."""
+    from scipy.spatial import cKDTree
+
+    from recon_core.worker import run_job
+
+    gaps = {}
+    for option in ([], ["--symmetric"]):
+        out = tmp_path / f"out{len(gaps)}"
+        assert _run(picture, "--output-dir", out, "--resolution", 64, *option) == 0
+        mesh = trimesh.load(out / "green box.glb", force="mesh", process=False)
+        assert mesh.is_watertight
+        mirrored = mesh.vertices * [-1, 1, 1]
+        gaps[" ".join(option)] = cKDTree(mesh.vertices).query(mirrored)[0].max()
+    assert gaps["--symmetric"] < 1e-5 and gaps[""] > 0.01
+    job = {"model": "pointcloud", "output": "points", "device": "cpu", "image": str(picture)}
+    plain = run_job(job, model_cache={})["points"]
+    both = run_job({**job, "symmetric": True})["points"]
+    assert len(both) == 2 * len(plain)
+    np.testing.assert_array_equal(both[: len(plain)], plain)
+    np.testing.assert_array_equal(both[len(plain) :], plain * [-1, 1, 1])

@@ -143,3 +143,53 @@ def test_decimation_keeps_a_closed_surface_within_the_budget_near_the_original()
     assert decimate(mesh, 10**7) is mesh  # under the budget already
     with pytest.raises(ExtractionError, match="at least 4"):
         decimate(mesh, 3)
+
+
+def _two_blobs(p):
+    """Asymmetric: a large ball on the right (+x), a small thin-ish one on the left."""
+    big = 0.2 - (p - torch.tensor([0.18, 0.0, 0.05])).norm(dim=-1)
+    small = 0.06 - (p - torch.tensor([-0.25, 0.1, -0.1])).norm(dim=-1)
+    return big.maximum(small) * 40
+
+
+def _mirrored_mean(field):
+    def averaged(p):
+        q = p * torch.tensor([-1.0, 1.0, 1.0])
+        return 0.5 * (field(p) + field(q))
+
+    return averaged
+
+
+def test_symmetric_extraction_is_the_mirror_averaged_field_at_the_same_cost():
+    from scipy.spatial import cKDTree
+
+    calls = []
+
+    def counted(p):
+        calls.append(len(p))
+        return _two_blobs(p)
+
+    mesh, stats = extract_mesh(counted, 128, symmetric=True)
+    assert sum(calls) == stats.points_evaluated
+    # the same field, symmetrised analytically, extracted as it is
+    reference, reference_stats = extract_mesh(_mirrored_mean(_two_blobs), 128)
+    assert abs(stats.points_evaluated - reference_stats.points_evaluated) <= (
+        0.002 * reference_stats.points_evaluated
+    )
+    assert abs(len(mesh.faces) - len(reference.faces)) <= 0.002 * len(reference.faces)
+    assert _chamfer(mesh.vertices, reference.vertices) < 1e-5
+    dense_values, _ = evaluate_grid(_mirrored_mean(_two_blobs), 128, start=128)
+    assert _chamfer(mesh.vertices, marching_cubes(dense_values.numpy()).vertices) < 1e-4
+    _check_closed(mesh)
+    # symmetric to the vertex: each vertex's mirror image is a vertex
+    mirrored = mesh.vertices * np.array([-1, 1, 1], np.float32)
+    assert cKDTree(mesh.vertices).query(mirrored)[0].max() < 1e-5
+    # both blobs on both sides; the field as it is keeps them where they are
+    plain, plain_stats = extract_mesh(_two_blobs, 128)
+    assert mirrored[:, 0].min() < -0.3 and plain.vertices[:, 0].min() > -0.32
+    assert cKDTree(plain.vertices).query(mirrored)[0].max() > 0.1
+    # a field that is symmetric already: the same points evaluated, the same mesh
+    same, same_stats = extract_mesh(torus, 128, symmetric=True)
+    plain_torus, plain_torus_stats = extract_mesh(torus, 128)
+    assert same_stats.points_evaluated == plain_torus_stats.points_evaluated
+    assert _chamfer(same.vertices, plain_torus.vertices) < 1e-6

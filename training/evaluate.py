@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from recon_core.checkpoint import CheckpointError
-from recon_core.cli import add_consistency_option
+from recon_core.cli import add_result_options
 from recon_core.data import (
     SPLITS,
     DatasetError,
@@ -97,12 +97,14 @@ def evaluate(
     consistency: int | None = None,
     iso: float = 0.5,
     lower_iso: bool = True,
+    symmetric: bool = False,
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
     dataset), the same metrics for the retrieval baseline on the same inputs.
     ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
     implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
-    that reaches ``iso`` nowhere is meshed lower (False: it scores as empty)."""
+    that reaches ``iso`` nowhere is meshed lower (False: it scores as empty); ``symmetric``:
+    mirror-symmetric results (see `Reconstructor`)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -110,7 +112,7 @@ def evaluate(
     from training.retrieval import SilhouetteIndex
 
     iso_level_logit(iso)  # refused before the loop, which takes an ExtractionError as empty
-    reconstructor = Reconstructor(model_path, device, consistency)
+    reconstructor = Reconstructor(model_path, device, consistency, symmetric)
     method = reconstructor.config.method
     index = read_index(data)
     if method == "pointcloud":
@@ -212,6 +214,7 @@ def evaluate(
         split=split,
         resolution=resolution if method == "implicit" else None,
         iso=iso if method == "implicit" else None,
+        symmetric=symmetric,
     )
     report.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=1).encode("utf-8")
@@ -305,7 +308,7 @@ def _markdown(metrics: dict) -> str:
     keys = [k for k in metrics["mean_over_categories"] if k != "shapes"]
     lines = [
         f"Evaluation of `{metrics['model']}` on the {metrics['split']} split of "
-        f"`{metrics['data']}`",
+        f"`{metrics['data']}`" + (", results mirror-symmetric" if metrics.get("symmetric") else ""),
         "",
         "| category | shapes | " + " | ".join(keys) + " |",
         "|---|---:|" + "---:|" * len(keys),
@@ -374,7 +377,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         action="store_true",
         help="implicit models: never lower the level (a field below it scores as empty)",
     )
-    add_consistency_option(parser)
+    add_result_options(parser)
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         metrics = evaluate(
@@ -390,6 +393,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             consistency=args.consistency,
             iso=args.iso,
             lower_iso=not args.exact_iso,
+            symmetric=args.symmetric,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

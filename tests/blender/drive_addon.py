@@ -116,6 +116,18 @@ if obj is not None and len(bpy.data.objects) > objects_before:
     result["reextract_closed"] = closed(obj.data)
     bpy.ops.image_to_3d.reextract(resolution=48, iso=0.5, face_budget=150)
     result["budget_faces"] = [len(obj.data.polygons), closed(obj.data)]
+    # mirror-symmetric: every vertex's mirror image across x = 0 is a vertex
+    for symmetric in (False, True):
+        bpy.ops.image_to_3d.reextract(resolution=48, iso=0.5, symmetric=symmetric)
+        co = np.empty(3 * len(obj.data.vertices), np.float32)
+        obj.data.vertices.foreach_get("co", co)
+        co = co.reshape(-1, 3)
+        mirrored = co * np.array([-1, 1, 1], np.float32)
+        gap = max(
+            float(np.sqrt(((co - m) ** 2).sum(1)).min())
+            for m in mirrored[:: max(1, len(co) // 400)]
+        )
+        result[f"mirror_gap_{symmetric}"] = [gap, closed(obj.data)]
     # undo removes what the operator added, redo brings it back. In background mode the
     # window manager creates no undo stack and pushes no step after an UNDO operator; a
     # first push creates the stack, and the push after the operator is the one the window
