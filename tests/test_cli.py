@@ -286,7 +286,7 @@ def test_gpu_out_of_memory_falls_back_to_smaller_chunks_then_the_cpu(picture, ca
 
     real_extract, batches = inference.extract_mesh, []
 
-    def extract_out_of_memory_above_8192(field, resolution, iso, batch, device):
+    def extract_out_of_memory_above_8192(field, resolution, iso, batch, device, symmetric):
         batches.append(batch)
         if batch > 8192:
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
