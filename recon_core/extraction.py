@@ -49,6 +49,9 @@ __all__ = [
     "decimate",
     "is_closed",
     "BAND_CELLS",
+    "CPU_BATCH",
+    "GPU_BATCH",
+    "default_batch",
 ]
 
 
@@ -96,6 +99,17 @@ def coarse_resolution(resolution: int, start: int = 32) -> int:
     while coarse % 2 == 0 and coarse // 2 >= start:
         coarse //= 2
     return coarse
+
+
+CPU_BATCH = 4096
+"""Decoder points per chunk on a CPU: they stay in cache (see the module notes)."""
+GPU_BATCH = 65536
+"""Decoder points per chunk on a GPU."""
+
+
+def default_batch(device) -> int:
+    """The decoder chunk size for ``device``: `GPU_BATCH` on CUDA, `CPU_BATCH` otherwise."""
+    return GPU_BATCH if torch.device(device).type == "cuda" else CPU_BATCH
 
 
 def _grid_points(resolution: int, device) -> torch.Tensor:
@@ -147,7 +161,7 @@ def evaluate_grid(
     if not 16 <= resolution <= 512:
         raise ExtractionError(f"resolution must be between 16 and 512, got {resolution}")
     if batch is None:
-        batch = 65536 if torch.device(device).type == "cuda" else 4096
+        batch = default_batch(device)
     res = coarse_resolution(resolution, start)
     values = _evaluate(field, _grid_points(res, device).reshape(-1, 3), batch)
     values = values.view(res + 1, res + 1, res + 1)

@@ -26,11 +26,13 @@ from recon_core.cloudmesh import mesh_from_points
 from recon_core.colour import ViewEstimate, estimate_view, point_colours, vertex_normals
 from recon_core.engine import TrainingError, select_device
 from recon_core.extraction import (
+    CPU_BATCH,
     EmptyFieldError,
     ExtractionError,
     ExtractionStats,
     Mesh,
     decimate,
+    default_batch,
     extract_mesh,
 )
 from recon_core.fusion import consistent_points, fuse
@@ -284,7 +286,7 @@ class Reconstructor:
             return self._extract(encoded, resolution, level)
 
     def _extract(self, encoded: Encoded, resolution: int, iso: float):
-        batch = 65536
+        batch = default_batch(self.device)
         while True:
             try:
                 return extract_mesh(
@@ -297,7 +299,7 @@ class Reconstructor:
                 )
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
-                if batch > 4096:
+                if batch > CPU_BATCH:
                     batch //= 8
                     log.warning("GPU out of memory; evaluating in chunks of %d points", batch)
                 else:

@@ -293,6 +293,10 @@ def test_gpu_out_of_memory_falls_back_to_smaller_chunks_then_the_cpu(picture, ca
         return real_extract(field, resolution, iso, batch=batch, device=device)
 
     monkeypatch.setattr(inference, "extract_mesh", extract_out_of_memory_above_8192)
+    model.mesh(encoded, 32)
+    assert batches == [4096]  # on the CPU, chunks that stay in cache
+    batches.clear()
+    monkeypatch.setattr(inference, "default_batch", lambda device: 65536)  # a GPU's chunks
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="recon3d"):
         mesh, _ = model.mesh(encoded, 32)
