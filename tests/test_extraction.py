@@ -185,7 +185,7 @@ def test_symmetric_extraction_is_the_mirror_averaged_field_at_the_same_cost():
     mirrored = mesh.vertices * np.array([-1, 1, 1], np.float32)
     assert cKDTree(mesh.vertices).query(mirrored)[0].max() < 1e-5
     # both blobs on both sides; the field as it is keeps them where they are
-    plain, plain_stats = extract_mesh(_two_blobs, 128)
+    plain, _ = extract_mesh(_two_blobs, 128)
     assert mirrored[:, 0].min() < -0.3 and plain.vertices[:, 0].min() > -0.32
     assert cKDTree(plain.vertices).query(mirrored)[0].max() > 0.1
     # a field that is symmetric already: the same points evaluated, the same mesh
