@@ -8,6 +8,8 @@ first result (the time to import torch is shown apart). Warm: the same call agai
 ``--repeats``. Each case runs in its own process so its peak memory (maximum resident set)
 is its own. Targets on a 2-core CPU: warm mesh 128^3 <= 1.0 s, 256^3 <= 3.0 s, point cloud
 <= 0.3 s, cold start <= 3 s; the mirror-symmetric results (``symmetric``) to the same.
+``fit``: the implicit mesh with its code fitted to the picture's silhouette (named from the
+front, as ``--view front --fit-silhouette``), which has no target.
 """
 
 from __future__ import annotations
@@ -31,17 +33,22 @@ def child(case: str, args) -> dict:
     import_s = time.perf_counter() - tick
     from timing import median_seconds, peak_mb
 
+    from recon_core.colour import parse_view
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
 
-    model_name, output, resolution, *symmetric = case.split("-")
+    model_name, output, resolution, *options = case.split("-")
     resolution = int(resolution)
 
     tick = time.perf_counter()
-    model = Reconstructor(model_name, "cpu", symmetric=symmetric == ["symmetric"])
+    model = Reconstructor(model_name, "cpu", symmetric="symmetric" in options)
+    if "fit" in options:
+        model.view = parse_view("front")
 
     def once():
         encoded = model.encode_picture(read_picture(args.picture))
+        if "fit" in options:
+            encoded = model.fit_silhouette(encoded)
         if output == "mesh":
             result = model.coloured_mesh(encoded, resolution)
             return len(result.faces)
@@ -82,6 +89,7 @@ def main(argv=None) -> int:
         ("implicit-mesh-128", 1.0, "faces"),
         ("implicit-mesh-128-symmetric", 1.0, "faces"),
         ("implicit-mesh-256", 3.0, "faces"),
+        ("implicit-mesh-128-fit", None, "faces"),
         ("pointcloud-points-0", 0.3, "points"),
         ("pointcloud-points-0-symmetric", 0.3, "points"),
         ("pointcloud-mesh-128", None, "faces"),

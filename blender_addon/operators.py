@@ -10,6 +10,7 @@ from pathlib import Path
 import bpy
 
 from . import bridge, runner
+from .properties import VIEW_ITEMS
 
 ENCODING_KEY = "image_to_3d_encoding"
 OUTPUT_KEY = "image_to_3d_output"
@@ -27,6 +28,8 @@ def _job(settings, image: str, encoding: str | None = None) -> dict:
         "faces": settings.face_budget,
         "points": settings.point_count,
         "symmetric": settings.symmetric,
+        "view": settings.view,
+        "fit_silhouette": settings.fit_silhouette and settings.view != "auto",
         "consistency": 0 if settings.views_agree else None,
         "device": settings.device,
     }
@@ -230,6 +233,13 @@ class RECON_OT_reextract(bpy.types.Operator):
         default=False,
         description="Make the result mirror-symmetric across the object's left-right plane",
     )
+    view: bpy.props.EnumProperty(
+        name="Taken From",
+        default="auto",
+        items=VIEW_ITEMS,
+        description="Where the picture was taken from, for the colours (a fitted silhouette "
+        "stays as reconstructed)",
+    )
     views_agree: bpy.props.BoolProperty(
         name="Views Must Agree",
         default=False,
@@ -245,7 +255,7 @@ class RECON_OT_reextract(bpy.types.Operator):
         settings = context.scene.image_to_3d
         self.resolution, self.iso = settings.resolution, settings.iso
         self.face_budget, self.views_agree = settings.face_budget, settings.views_agree
-        self.symmetric = settings.symmetric
+        self.symmetric, self.view = settings.symmetric, settings.view
         return self.execute(context)
 
     def execute(self, context):
@@ -264,6 +274,7 @@ class RECON_OT_reextract(bpy.types.Operator):
             "device": context.scene.image_to_3d.device,
             "points": context.scene.image_to_3d.point_count,
             "symmetric": self.symmetric,
+            "view": self.view,
             "consistency": 0 if self.views_agree else None,
         }
         try:

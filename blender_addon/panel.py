@@ -39,6 +39,10 @@ class RECON_PT_main(bpy.types.Panel):
         col.prop(settings, "face_budget")
         col.prop(settings, "point_count")
         col.prop(settings, "symmetric")
+        col.prop(settings, "view")
+        row = col.row()
+        row.enabled = settings.view != "auto"
+        row.prop(settings, "fit_silhouette")
         col.prop(settings, "views_agree")
         if bridge.NATIVE_POINTS and settings.output != "mesh":
             col.prop(settings, "native_points")

@@ -7,6 +7,19 @@ import bpy
 from .models_index import describe, model_files
 from .runner import preferences
 
+VIEW_ITEMS = [
+    ("auto", "Auto", "Estimated from the picture (a quarter come out seen from behind)"),
+    ("front", "Front", "From -Y, as Blender's Front view"),
+    ("front-right", "Front Right", "Between the Front and Right views"),
+    ("right", "Right", "From +X, as Blender's Right view"),
+    ("back-right", "Back Right", "Between the Back and Right views"),
+    ("back", "Back", "From +Y, as Blender's Back view"),
+    ("back-left", "Back Left", "Between the Back and Left views"),
+    ("left", "Left", "From -X, as Blender's Left view"),
+    ("front-left", "Front Left", "Between the Front and Left views"),
+]
+"""Where the picture was taken from, named as `recon_core.colour.VIEW_NAMES` names them."""
+
 _ITEMS_CACHE: list = []  # Blender needs the enum items kept alive while shown
 
 
@@ -98,6 +111,19 @@ class RECON_Settings(bpy.types.PropertyGroup):
         default=False,
         description="Make the result mirror-symmetric across the object's left-right plane "
         "(most furniture is; an asymmetric object such as a corner sofa loses its asymmetry)",
+    )
+    view: bpy.props.EnumProperty(
+        name="Taken From",
+        default="auto",
+        items=VIEW_ITEMS,
+        description="Where the picture was taken from, roughly: the colours' camera is "
+        "searched near it",
+    )
+    fit_silhouette: bpy.props.BoolProperty(
+        name="Fit Silhouette",
+        default=False,
+        description="Implicit models, with a view set: fit the shape to the picture's outline "
+        "(about 10 s more on a CPU)",
     )
     views_agree: bpy.props.BoolProperty(
         name="Views Must Agree",

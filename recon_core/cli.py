@@ -42,6 +42,15 @@ def add_result_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _view_hint(text: str):
+    from recon_core.colour import parse_view
+
+    try:
+        return parse_view(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _reconstruct_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recon3d reconstruct",
@@ -69,6 +78,20 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
         help="mesh format (point clouds: ply, or glb with --format glb)",
     )
     add_result_options(parser)
+    parser.add_argument(
+        "--view",
+        type=_view_hint,
+        help="where the pictures were taken from, roughly: front, front-right, right, "
+        "back-right, back, back-left, left, front-left (as Blender's views name them) or an "
+        "azimuth in degrees, optionally ,ELEVATION in degrees (e.g. front-left,20); the "
+        "colours' camera is then searched near it (default: estimated from each picture)",
+    )
+    parser.add_argument(
+        "--fit-silhouette",
+        action="store_true",
+        help="implicit models, with --view: fit the shape to the picture's silhouette "
+        "(about 10 s a picture on one CPU core)",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     parser.add_argument("--output-dir", type=Path, default=Path("out"))
     parser.add_argument(
@@ -119,10 +142,26 @@ def reconstruct(argv: list[str]) -> int:
     if args.faces is not None and args.faces < 4:
         print(f"error: --faces must be at least 4, got {args.faces}", file=sys.stderr)
         return 2
+    if args.fit_silhouette and args.view is None:
+        print(
+            "error: --fit-silhouette needs --view: with the viewpoint estimated from the "
+            "picture alone the fit gains nothing on average",
+            file=sys.stderr,
+        )
+        return 2
     try:
-        model = Reconstructor(args.model, args.device, args.consistency, args.symmetric)
+        model = Reconstructor(
+            args.model, args.device, args.consistency, args.symmetric, view=args.view
+        )
     except (CheckpointError, ValueError, OSError) as exc:
         print(f"error: {_first_line(exc)}", file=sys.stderr)
+        return 2
+    if args.fit_silhouette and model.config.method != "implicit":
+        print(
+            f"error: {model.path}: --fit-silhouette needs an implicit model, this one is "
+            f"{model.config.method}",
+            file=sys.stderr,
+        )
         return 2
     failures = 0
     bar = tqdm(
@@ -136,6 +175,8 @@ def reconstruct(argv: list[str]) -> int:
         try:
             picture = read_picture(path, args.mask[k] if args.mask else None)
             encoded = model.encode_picture(picture)
+            if args.fit_silhouette:
+                encoded = model.fit_silhouette(encoded)
             # A point-cloud model meshes its cloud; an implicit model samples its mesh.
             want_mesh, want_points = args.output in ("mesh", "both"), args.output != "mesh"
             stem = args.output_dir / path.stem

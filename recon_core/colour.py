@@ -9,6 +9,10 @@ silhouette best overlaps the picture's mask wins. Points that this camera sees t
 picture's colour there; hidden points take the colour of their mirror image across the
 object's left-right plane (x = 0) when the shape is mirror-symmetric and the mirror image is
 seen, and otherwise the colour of the nearest seen point.
+
+A silhouette cannot tell an object's front from its back, and the viewpoint estimator often
+cannot either; a `ViewHint` (the side the picture was taken from, as the user knows it)
+narrows the search to the viewpoints near it.
 """
 
 from __future__ import annotations
@@ -22,7 +26,16 @@ import numpy as np
 from recon_core.geometry import Camera, look_at, perspective_intrinsics, project, view_direction
 from recon_core.imaging import OBJECT_FILL, crop_intrinsics
 
-__all__ = ["ViewEstimate", "estimate_view", "splat_depth", "point_colours", "vertex_normals"]
+__all__ = [
+    "ViewEstimate",
+    "ViewHint",
+    "VIEW_NAMES",
+    "parse_view",
+    "estimate_view",
+    "splat_depth",
+    "point_colours",
+    "vertex_normals",
+]
 
 CAMERA_DISTANCE = 2.2
 """Distance of the candidate cameras (the middle of the training renders' range)."""
@@ -31,6 +44,24 @@ PRIOR_WEIGHT = 1.0
 1): with the predicted shapes' silhouettes as unreliable as today's, the estimator decides
 and the overlap breaks near ties (0.3 and 1.0 measured the same on the val split, 0.05
 worse)."""
+HINT_AZIMUTH_WINDOW = 20.0
+"""A view hint's azimuth is searched within this many degrees either side (5-degree steps):
+a user who names one of eight directions is within 22.5 degrees of the truth."""
+HINT_ELEVATION_WINDOW = 10.0
+"""... and its elevation, when given, within this many (5-degree steps)."""
+DEFAULT_ELEVATIONS = (-10.0, 0.0, 10.0, 20.0, 30.0, 40.0, 50.0, 60.0)
+VIEW_NAMES = {
+    "front": 0.0,
+    "front-right": 45.0,
+    "right": 90.0,
+    "back-right": 135.0,
+    "back": 180.0,
+    "back-left": 225.0,
+    "left": 270.0,
+    "front-left": 315.0,
+}
+"""Azimuths (degrees) of the directions a picture can be taken from, named as Blender's views
+name them: front looks at the object's front from -Y, right from +X (numpad 3)."""
 _FOV = 2.0 * math.asin(math.sqrt(3.0) / 2.0 / CAMERA_DISTANCE) * 1.05
 
 
@@ -42,6 +73,52 @@ class ViewEstimate(NamedTuple):
     """Degrees."""
     iou: float
     """Overlap of the predicted silhouette with the picture's mask from this viewpoint."""
+
+
+class ViewHint(NamedTuple):
+    """Where the picture was taken from, roughly: the azimuth in degrees (0 = front, from -Y;
+    90 = right, from +X) and optionally the elevation in degrees above the object's horizon."""
+
+    azimuth: float
+    elevation: float | None = None
+
+    def angles(self) -> tuple[tuple[float, ...], tuple[float, ...]]:
+        """The candidate azimuths and elevations (degrees) the search tries."""
+        offsets = np.arange(-HINT_AZIMUTH_WINDOW, HINT_AZIMUTH_WINDOW + 1e-9, 5.0)
+        azimuths = tuple(float(a) for a in np.remainder(self.azimuth + offsets, 360.0))
+        if self.elevation is None:
+            return azimuths, DEFAULT_ELEVATIONS
+        offsets = np.arange(-HINT_ELEVATION_WINDOW, HINT_ELEVATION_WINDOW + 1e-9, 5.0)
+        return azimuths, tuple(float(self.elevation + e) for e in offsets)
+
+
+def parse_view(text: str) -> ViewHint:
+    """A view hint from ``NAME``, ``AZIMUTH`` or either followed by ``,ELEVATION`` (degrees):
+    ``front``, ``back-left,30``, ``200``, ``90,15``. ValueError names what is wrong."""
+    parts = [part.strip().lower() for part in str(text).split(",")]
+    if len(parts) > 2 or not parts[0]:
+        raise ValueError(f"view {text!r}: expected NAME or AZIMUTH, optionally ,ELEVATION")
+    if parts[0] in VIEW_NAMES:
+        azimuth = VIEW_NAMES[parts[0]]
+    else:
+        try:
+            azimuth = float(parts[0])
+        except ValueError:
+            names = ", ".join(VIEW_NAMES)
+            raise ValueError(
+                f"view {text!r}: {parts[0]!r} is neither a number nor one of {names}"
+            ) from None
+    elevation = None
+    if len(parts) == 2:
+        try:
+            elevation = float(parts[1])
+        except ValueError:
+            raise ValueError(f"view {text!r}: elevation {parts[1]!r} is not a number") from None
+        if not -90.0 <= elevation <= 90.0:
+            raise ValueError(f"view {text!r}: elevation must be within -90 to 90 degrees")
+    if not math.isfinite(azimuth):
+        raise ValueError(f"view {text!r}: azimuth is not finite")
+    return ViewHint(float(azimuth) % 360.0, elevation)
 
 
 def _framed_camera(points: np.ndarray, extrinsic: np.ndarray, size: int) -> Camera:
@@ -60,16 +137,19 @@ def estimate_view(
     points: np.ndarray,
     mask: np.ndarray,
     azimuth_step: float = 10.0,
-    elevations: tuple[float, ...] = (-10, 0, 10, 20, 30, 40, 50, 60),
+    elevations: tuple[float, ...] = DEFAULT_ELEVATIONS,
     size: int = 64,
     prior=None,
     prior_weight: float = PRIOR_WEIGHT,
+    hint: ViewHint | None = None,
 ) -> ViewEstimate:
     """Viewpoint of a framed picture whose object mask (S, S) is ``mask``, given points
     (N, 3) on the predicted surface (a few thousand suffice). Every candidate is scored at
     once: one batched projection, framing and silhouette stack. ``prior``: the viewpoint
     estimator's bin probabilities for the picture (`recon_core.viewpoint`); a candidate then
-    scores its silhouette overlap plus ``prior_weight`` times its log probability."""
+    scores its silhouette overlap plus ``prior_weight`` times its log probability. ``hint``:
+    only the viewpoints near it are candidates (in place of ``azimuth_step`` and
+    ``elevations``)."""
     from scipy import ndimage
 
     points = np.asarray(points, dtype=np.float64)
@@ -77,7 +157,12 @@ def estimate_view(
         raise ValueError("no points to estimate the viewpoint from")
     points = points[:: max(1, len(points) // 6000)]
     target = _downsample_mask(np.asarray(mask, bool), size)
-    candidates, extrinsics = _candidate_views(float(azimuth_step), tuple(elevations))
+    if hint is None:
+        azimuths = tuple(float(a) for a in np.arange(0.0, 360.0, float(azimuth_step)))
+        elevations = tuple(float(e) for e in elevations)
+    else:
+        azimuths, elevations = hint.angles()
+    candidates, extrinsics = _candidate_views(azimuths, elevations)
     # pixel coordinates in a 512-pixel image, then framed as `_framed_camera` frames them;
     # (N, K) arrays in float32 from one matrix product: a few passes over N x K values
     count = len(candidates)
@@ -113,13 +198,9 @@ def estimate_view(
 
 
 @functools.cache
-def _candidate_views(azimuth_step: float, elevations: tuple[float, ...]):
+def _candidate_views(azimuths: tuple[float, ...], elevations: tuple[float, ...]):
     """The candidate (azimuth, elevation) list and their world-to-camera matrices (K, 4, 4)."""
-    candidates = [
-        (float(azimuth), float(elevation))
-        for elevation in elevations
-        for azimuth in np.arange(0.0, 360.0, azimuth_step)
-    ]
+    candidates = [(azimuth, elevation) for elevation in elevations for azimuth in azimuths]
     extrinsics = np.stack(
         [
             look_at(CAMERA_DISTANCE * view_direction(math.radians(a), math.radians(e)))

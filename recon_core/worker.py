@@ -7,7 +7,10 @@ that Blender stays responsive, and so that torch may live in another Python than
 The job (JSON): ``model``, ``image`` (or ``encoding``: an ``.npz`` saved by an earlier
 job, to re-extract without the encoder), ``mask``, ``output`` (mesh, points or both),
 ``resolution``, ``iso``, ``faces`` (a face budget, 0 or absent for none), ``points``,
-``symmetric`` (mirror-symmetric results, see `Reconstructor`), ``consistency``,
+``symmetric`` (mirror-symmetric results, see `Reconstructor`), ``view`` (a view hint as
+``recon3d reconstruct --view`` takes it; absent, empty or "auto": estimated),
+``fit_silhouette`` (implicit models: fit the code to the picture's silhouette, see
+`Reconstructor.fit_silhouette`; kept in the saved encoding), ``consistency``,
 ``device``, ``result`` (the ``.npz`` to write) and ``save_encoding`` (where to keep the
 encoding for later re-extraction). The result holds ``vertices``, ``faces``, ``colours``,
 ``points``, ``point_colours`` as asked, and ``note`` (a line to show) when the mesh had to
@@ -33,7 +36,7 @@ import numpy as np
 
 __all__ = ["run_job", "save_encoding", "load_encoding", "main"]
 
-STAGES = ("load model", "encode", "extract", "build geometry")
+STAGES = ("load model", "encode", "fit silhouette", "extract", "build geometry")
 
 
 def save_encoding(path: str | Path, encoded, model_path: str | Path) -> Path:
@@ -50,6 +53,7 @@ def save_encoding(path: str | Path, encoded, model_path: str | Path) -> Path:
             arrays[key] = value.detach().cpu().numpy()
     if encoded.framed is not None:
         arrays["framed"] = encoded.framed
+    arrays["fitted"] = np.array(bool(encoded.fitted))
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     atomic_write_bytes(path, lambda handle: handle.write(buffer.getvalue()))
@@ -72,6 +76,7 @@ def load_encoding(path: str | Path):
         if key in arrays:
             setattr(encoded, key, torch.as_tensor(arrays[key]))
     encoded.framed = arrays.get("framed")
+    encoded.fitted = bool(arrays.get("fitted", False))
     return encoded, str(arrays["model"])
 
 
@@ -83,6 +88,7 @@ def run_job(
     """Run a job in this process; returns the result arrays (``vertices``, ``faces``,
     ``colours``; ``points``, ``point_colours``). ``model_cache`` keeps loaded models across
     calls (the add-on's in-process path)."""
+    from recon_core.colour import parse_view
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
     from recon_core.preview import sample_mesh
@@ -107,10 +113,17 @@ def run_job(
             model_cache[key] = model
     model.consistency = job.get("consistency")  # point-cloud models: the silhouette test
     model.symmetric = bool(job.get("symmetric", False))
+    view = str(job.get("view") or "auto")
+    model.view = None if view == "auto" else parse_view(view)
     if encoded is None:
         report("encode", 0.25)
         picture = read_picture(job["image"], job.get("mask"))
         encoded = model.encode_picture(picture)
+        if job.get("fit_silhouette"):
+            if encoded.method != "implicit":
+                raise ValueError(f"{model.path}: fitting the silhouette needs an implicit model")
+            report("fit silhouette", 0.3)
+            encoded = model.fit_silhouette(encoded)
         if job.get("save_encoding"):
             save_encoding(job["save_encoding"], encoded, model.path)
     report("extract", 0.45)

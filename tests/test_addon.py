@@ -14,6 +14,7 @@ from helpers import octahedron_model, sphere_cloud_model
 from PIL import Image
 
 import build_addon
+from recon_core.colour import VIEW_NAMES
 
 HERE = Path(__file__).resolve().parent
 
@@ -159,6 +160,10 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["reextract_faces"][1] < result["reextract_faces"][0]
     assert result["mirror_gap_True"][0] < 1e-5 and result["mirror_gap_True"][1], result
     assert result["mirror_gap_False"][0] > 1e-3, result
+    assert result["view_items"] == ["auto", *VIEW_NAMES]
+    assert result["red_share"] == {"front": 1.0, "back": 0.0}, result["red_share"]
+    assert result["fit_status"] == ["FINISHED"] and result["fit"][0], result["fit"]
+    assert result["fit"][1] > 500 and result["fit"][2], result["fit"]
     assert 100 <= result["budget_faces"][0] <= 150 and result["budget_faces"][1]
     undo = result["undo"]
     assert "UNDO" in undo.get("bl_options", []), undo

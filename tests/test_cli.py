@@ -402,3 +402,68 @@ def test_symmetric_results_mirror_onto_themselves(tmp_path, picture):
     assert len(both) == 2 * len(plain)
     np.testing.assert_array_equal(both[: len(plain)], plain)
     np.testing.assert_array_equal(both[len(plain) :], plain * [-1, 1, 1])
+
+
+def test_a_view_hint_picks_the_side_the_colours_come_from(tmp_path):
+    """Named from the front, the picture's left half colours the object's -x side; named from
+    the back, its +x side. The shape (an octahedron whatever the picture) stays the same."""
+    rgba = np.zeros((120, 120, 4), np.uint8)
+    rgba[30:90, 30:90, 3] = 255
+    rgba[30:90, 30:60, :3] = (220, 30, 30)  # left half red, right half blue
+    rgba[30:90, 60:90, :3] = (30, 30, 220)
+    picture = tmp_path / "halves.png"
+    Image.fromarray(rgba).save(picture)
+    model = octahedron_model(tmp_path / "octa.safetensors")
+    meshes = {}
+    for view in ("front", "back"):
+        out = tmp_path / view
+        args = ("--model", model, "--resolution", 48, "--output", "mesh", "--view", f"{view},0")
+        assert _run(picture, *args, "--format", "ply", "--output-dir", out, "--no-preview") == 0
+        meshes[view] = trimesh.load(out / "halves.ply", process=False)  # the object frame
+        colours = meshes[view].visual.vertex_colors[:, :3].astype(int)
+        near = meshes[view].vertices[:, 1] < -0.1  # the front half, the side -Y faces
+        left = near & (meshes[view].vertices[:, 0] < -0.1)
+        red = colours[left, 0] > colours[left, 2]
+        assert red.mean() == (1.0 if view == "front" else 0.0), (view, red.mean())
+    np.testing.assert_array_equal(meshes["front"].vertices, meshes["back"].vertices)
+
+
+def test_fitting_the_silhouette_reshapes_the_mesh(tmp_path, picture, capsys):
+    from recon_core.inference import Reconstructor
+    from recon_core.picture import read_picture
+
+    plain, fitted = tmp_path / "plain", tmp_path / "fitted"
+    base = (picture, "--resolution", 64, "--output", "mesh", "--no-preview", "--view", "front")
+    assert _run(*base, "--output-dir", plain) == 0
+    assert _run(*base, "--fit-silhouette", "--output-dir", fitted) == 0
+    before = trimesh.load(plain / "green box.glb", force="mesh", process=False)
+    after = trimesh.load(fitted / "green box.glb", force="mesh", process=False)
+    assert after.is_watertight and np.abs(after.vertices).max() <= 0.55
+    assert len(after.vertices) != len(before.vertices) or not np.allclose(
+        after.vertices, before.vertices
+    )
+    model = Reconstructor("implicit", "cpu")
+    encoded = model.encode_picture(read_picture(picture))
+    refit = model.fit_silhouette(encoded)
+    assert refit.fitted and not encoded.fitted and refit.framed is encoded.framed
+    assert not torch_equal(refit.latent, encoded.latent)
+    with pytest.raises(ValueError, match="made from a Picture"):
+        model.fit_silhouette(model.encode(encoded.framed))
+    cloud = Reconstructor("pointcloud", "cpu")
+    with pytest.raises(ValueError, match="implicit model"):
+        cloud.fit_silhouette(cloud.encode_picture(read_picture(picture)))
+    capsys.readouterr()
+    assert _run(picture, "--fit-silhouette", "--output-dir", tmp_path / "x") == 2
+    assert "--fit-silhouette needs --view" in capsys.readouterr().err
+    args = ("--fit-silhouette", "--view", "left", "--model", "pointcloud")
+    assert _run(picture, *args, "--output-dir", tmp_path / "y") == 2
+    assert "needs an implicit model, this one is pointcloud" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_info:
+        _run(picture, "--view", "sideways")
+    assert exit_info.value.code == 2
+    assert "'sideways' is neither a number nor one of front" in capsys.readouterr().err
+    assert not (tmp_path / "x").exists() and not (tmp_path / "y").exists()
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())

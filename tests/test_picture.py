@@ -10,7 +10,14 @@ import trimesh
 from PIL import Image
 
 from recon_core.cloudmesh import mesh_from_points
-from recon_core.colour import _framed_camera, estimate_view, point_colours, vertex_normals
+from recon_core.colour import (
+    ViewHint,
+    _framed_camera,
+    estimate_view,
+    parse_view,
+    point_colours,
+    vertex_normals,
+)
 from recon_core.geometry import look_at, project, view_direction
 from recon_core.meshio import write_glb
 from recon_core.picture import PictureError, estimate_mask, read_picture
@@ -95,18 +102,64 @@ def _l_shape(n=6000, seed=0):
     return np.concatenate([a, b])
 
 
+def _silhouette(points, azimuth, elevation, framed_on=None, size=128):
+    """The pixels (size, size) that ``points`` project to from a camera at ``azimuth``,
+    ``elevation`` (degrees), framed on ``framed_on`` (default: the points themselves)."""
+    eye = 2.2 * view_direction(math.radians(azimuth), math.radians(elevation))
+    camera = _framed_camera(points if framed_on is None else framed_on, look_at(eye), size)
+    uv, _ = project(points, camera.extrinsic, camera.intrinsic, "perspective")
+    mask = np.zeros((size, size), bool)
+    ij = np.clip(uv.astype(int), 0, size - 1)
+    mask[ij[:, 1], ij[:, 0]] = True
+    return mask
+
+
 def test_viewpoint_is_recovered_from_a_silhouette():
     points = _l_shape()
     for azimuth, elevation in [(40.0, 20.0), (250.0, 10.0)]:
-        eye = 2.2 * view_direction(math.radians(azimuth), math.radians(elevation))
-        camera = _framed_camera(points, look_at(eye), 128)
-        uv, _ = project(points, camera.extrinsic, camera.intrinsic, "perspective")
-        mask = np.zeros((128, 128), bool)
-        ij = np.clip(uv.astype(int), 0, 127)
-        mask[ij[:, 1], ij[:, 0]] = True
+        mask = _silhouette(points, azimuth, elevation)
         estimate = estimate_view(points, mask)
         assert abs((estimate.azimuth - azimuth + 180) % 360 - 180) <= 10
         assert abs(estimate.elevation - elevation) <= 10 and estimate.iou > 0.6
+
+
+def test_a_view_hint_settles_front_against_back():
+    # a box whose front and back have the same outline: the silhouette cannot tell 30
+    # degrees from 210, a hint can
+    rng = np.random.default_rng(3)
+    half = rng.uniform(-1, 1, (20000, 3)) * (0.4, 0.25, 0.3)
+    dense = np.concatenate([half, half * (-1, -1, 1)])  # the same from the front and back
+    points = np.concatenate([half[:2000], half[:2000] * (-1, -1, 1)])
+    azimuth, elevation = 210.0, 20.0
+    mask = _silhouette(dense, azimuth, elevation, framed_on=points)
+    plain = estimate_view(points, mask)
+    assert abs((plain.azimuth - 30.0 + 180) % 360 - 180) <= 10  # the first of the twins
+    for hint in (parse_view("back-left"), ViewHint(200.0, 25.0)):
+        hinted = estimate_view(points, mask, hint=hint)
+        assert abs((hinted.azimuth - azimuth + 180) % 360 - 180) <= 10, (hint, hinted)
+        assert abs(hinted.elevation - elevation) <= 10 and hinted.iou > 0.6
+        azimuths, elevations = hint.angles()
+        assert hinted.azimuth in azimuths and hinted.elevation in elevations
+    assert ViewHint(350.0).angles()[0] == (330.0, 335.0, 340.0, 345.0, 350.0, 355.0, 0.0, 5.0, 10.0)
+    assert ViewHint(0.0, 30.0).angles()[1] == (20.0, 25.0, 30.0, 35.0, 40.0)
+
+
+def test_view_hints_parse_names_and_angles_and_refuse_the_rest():
+    assert parse_view("front") == ViewHint(0.0)
+    assert parse_view("Back-Left, 30") == ViewHint(225.0, 30.0)
+    assert parse_view("right") == ViewHint(90.0)  # from +X, as Blender's Right view
+    assert parse_view("-90") == ViewHint(270.0)
+    assert parse_view("400,-5") == ViewHint(40.0, -5.0)
+    for text, problem in [
+        ("sideways", "neither a number nor one of front"),
+        ("front,high", "elevation 'high' is not a number"),
+        ("front,95", "within -90 to 90"),
+        ("1,2,3", "expected NAME or AZIMUTH"),
+        ("", "expected NAME"),
+        ("nan", "not finite"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            parse_view(text)
 
 
 def test_batched_viewpoint_search_scores_like_a_per_candidate_loop():

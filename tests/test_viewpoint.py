@@ -137,7 +137,7 @@ def test_the_estimator_travels_in_the_checkpoint(tmp_path):
     Image.fromarray(picture).save(tmp_path / "picture.png")
     encoded = reconstructor.encode_picture(read_picture(tmp_path / "picture.png"))
     coloured = reconstructor.coloured_mesh(encoded, resolution=32)
-    assert coloured.colours is not None and encoded.view is not None
+    assert coloured.colours is not None and encoded.views[None] is not None
     # attaching again replaces it; a file that does not validate is refused, unchanged
     attach_viewpoint(path, config.to_dict(), net.state_dict(), {"azimuth_within_15": 0.7})
     assert load_checkpoint(path).info["viewpoint"]["metrics"]["azimuth_within_15"] == 0.7

@@ -98,13 +98,18 @@ def evaluate(
     iso: float = 0.5,
     lower_iso: bool = True,
     symmetric: bool = False,
+    view_hint: bool = False,
+    fit: bool = False,
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
     dataset), the same metrics for the retrieval baseline on the same inputs.
     ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
     implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
     that reaches ``iso`` nowhere is meshed lower (False: it scores as empty); ``symmetric``:
-    mirror-symmetric results (see `Reconstructor`)."""
+    mirror-symmetric results (see `Reconstructor`); ``view_hint``: give the reconstructor the
+    hint a user would, the azimuth of the render's camera rounded to the nearest of the eight
+    named directions (`simulated_hint`); ``fit``: implicit models' codes fitted to the input's
+    silhouette (`Reconstructor.fit_silhouette`)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -114,6 +119,8 @@ def evaluate(
     iso_level_logit(iso)  # refused before the loop, which takes an ExtractionError as empty
     reconstructor = Reconstructor(model_path, device, consistency, symmetric)
     method = reconstructor.config.method
+    if fit and method != "implicit":
+        raise ValueError(f"{model_path}: fitting the silhouette needs an implicit model")
     index = read_index(data)
     if method == "pointcloud":
         data_views = np.asarray(index["fixed_views"]["extrinsics"], dtype=np.float32)
@@ -137,6 +144,11 @@ def evaluate(
     for entry in tqdm(records, desc="evaluating", unit="shape", disable=not progress):
         arrays, meta = read_record(data / entry["file"])
         encoded = reconstructor.encode(arrays["renders"][view])
+        if view_hint:
+            reconstructor.view = simulated_hint(arrays["render_extrinsics"][view])
+        if fit:
+            encoded.framed = arrays["renders"][view]  # already framed as pictures are
+            encoded = reconstructor.fit_silhouette(encoded)
         result = {"id": entry["id"], "category": entry["category"]}
         extrinsics, intrinsic = arrays["fixed_extrinsics"], arrays["fixed_intrinsics"]
         size = arrays["fixed_depth"].shape[-1]
@@ -215,6 +227,8 @@ def evaluate(
         resolution=resolution if method == "implicit" else None,
         iso=iso if method == "implicit" else None,
         symmetric=symmetric,
+        view_hint=view_hint,
+        fit_silhouette=fit,
     )
     report.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=1).encode("utf-8")
@@ -225,6 +239,16 @@ def evaluate(
     Image.fromarray(sheet).save(report / "sheet.png")
     Image.fromarray(_method_sheet(reconstructor, data, split)).save(report / "views.png")
     return metrics
+
+
+def simulated_hint(extrinsic: np.ndarray):
+    """The view hint a user would give for a picture taken by the camera ``extrinsic``: the
+    nearest of the eight named directions (`recon_core.colour.VIEW_NAMES`), no elevation."""
+    from recon_core.colour import ViewHint
+    from recon_core.viewpoint import camera_angles
+
+    azimuth, _ = camera_angles(np.asarray(extrinsic, dtype=np.float64))
+    return ViewHint(float(round(azimuth / 45.0) * 45.0) % 360.0)
 
 
 def _method_sheet(reconstructor, data: Path, split: str) -> np.ndarray:
@@ -308,7 +332,10 @@ def _markdown(metrics: dict) -> str:
     keys = [k for k in metrics["mean_over_categories"] if k != "shapes"]
     lines = [
         f"Evaluation of `{metrics['model']}` on the {metrics['split']} split of "
-        f"`{metrics['data']}`" + (", results mirror-symmetric" if metrics.get("symmetric") else ""),
+        f"`{metrics['data']}`"
+        + (", results mirror-symmetric" if metrics.get("symmetric") else "")
+        + (", view hinted (the nearest named direction)" if metrics.get("view_hint") else "")
+        + (", codes fitted to the silhouette" if metrics.get("fit_silhouette") else ""),
         "",
         "| category | shapes | " + " | ".join(keys) + " |",
         "|---|---:|" + "---:|" * len(keys),
@@ -378,6 +405,18 @@ def main(argv: Iterable[str] | None = None) -> int:
         help="implicit models: never lower the level (a field below it scores as empty)",
     )
     add_result_options(parser)
+    parser.add_argument(
+        "--view-hint",
+        action="store_true",
+        help="give each input the view hint a user would: its camera's azimuth rounded to "
+        "the nearest of the eight named directions",
+    )
+    parser.add_argument(
+        "--fit-silhouette",
+        action="store_true",
+        help="implicit models: fit each code to the input's silhouette (with --view-hint, "
+        "as a user who names the view would)",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         metrics = evaluate(
@@ -394,6 +433,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             iso=args.iso,
             lower_iso=not args.exact_iso,
             symmetric=args.symmetric,
+            view_hint=args.view_hint,
+            fit=args.fit_silhouette,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -128,6 +128,32 @@ if obj is not None and len(bpy.data.objects) > objects_before:
             for m in mirrored[:: max(1, len(co) // 400)]
         )
         result[f"mirror_gap_{symmetric}"] = [gap, closed(obj.data)]
+    # a view hint: named from the front, the picture's left half (red) colours the -x side;
+    # from the back, the +x side
+    result["view_items"] = [
+        item.identifier for item in settings.bl_rna.properties["view"].enum_items
+    ]
+    red_share = {}
+    for view in ("front", "back"):
+        bpy.ops.image_to_3d.reextract(resolution=48, iso=0.5, view=view)
+        mesh = obj.data
+        co = np.empty(3 * len(mesh.vertices), np.float32)
+        mesh.vertices.foreach_get("co", co)
+        co = co.reshape(-1, 3)
+        rgba = np.empty(4 * len(mesh.vertices), np.float32)
+        mesh.color_attributes["Col"].data.foreach_get("color_srgb", rgba)
+        rgba = rgba.reshape(-1, 4)
+        left = (co[:, 1] < -0.1) & (co[:, 0] < -0.15)
+        red_share[view] = float((rgba[left, 0] > rgba[left, 2]).mean())
+    result["red_share"] = red_share
+    settings.view, settings.fit_silhouette = "front", True
+    result["fit_status"] = list(bpy.ops.image_to_3d.reconstruct())
+    fitted = bpy.context.view_layer.objects.active
+    result["fit"] = [fitted.name != obj.name, len(fitted.data.polygons), closed(fitted.data)]
+    settings.view, settings.fit_silhouette = "auto", False
+    if fitted is not obj:
+        bpy.data.objects.remove(fitted)
+    bpy.context.view_layer.objects.active = obj
     # undo removes what the operator added, redo brings it back. In background mode the
     # window manager creates no undo stack and pushes no step after an UNDO operator; a
     # first push creates the stack, and the push after the operator is the one the window
