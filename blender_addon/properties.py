@@ -123,7 +123,7 @@ class RECON_Settings(bpy.types.PropertyGroup):
         name="Fit Silhouette",
         default=False,
         description="Implicit models, with a view set: fit the shape to the picture's outline "
-        "(about 10 s more on a CPU)",
+        "(about 9 s more on a 2-core CPU)",
     )
     views_agree: bpy.props.BoolProperty(
         name="Views Must Agree",

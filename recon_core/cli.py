@@ -90,7 +90,7 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
         "--fit-silhouette",
         action="store_true",
         help="implicit models, with --view: fit the shape to the picture's silhouette "
-        "(about 10 s a picture on one CPU core)",
+        "(about 9 s a picture on a 2-core CPU)",
     )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N, mps")
     parser.add_argument("--output-dir", type=Path, default=Path("out"))

@@ -42,12 +42,9 @@ __all__ = [
 class FitSettings:
     steps: int = 40
     rays: int = 48
-    """Rays per step: ``rays`` x ``rays``."""
-    sampling: str = "grid"
-    """"grid": the centres of a grid's cells, each aiming at the mask's coverage of its cell;
-    "pixels": pixels drawn at random each step, each aiming at its own mask value."""
-    seed: int = 0
-    """Of the random pixels: the same picture gives the same fit."""
+    """Rays per side: one through the centre of each cell of a ``rays`` x ``rays`` grid over
+    the picture, aiming at the mask's coverage of its cell (pixels drawn at random each
+    step, each aiming at its own mask value, measured the same, see the README)."""
     samples: int = 40
     """Samples per ray, within ``span`` either side of the ray's closest approach to the
     object frame's origin (the unit box's half diagonal is 0.87)."""
@@ -67,8 +64,6 @@ class FitSettings:
         for name in ("span", "lr"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"FitSettings.{name} must be positive")
-        if self.sampling not in ("grid", "pixels"):
-            raise ValueError(f"FitSettings.sampling must be grid or pixels, not {self.sampling!r}")
         if self.frame_lr < 0 or self.pull < 0:
             raise ValueError("FitSettings.frame_lr and pull must not be negative")
 
@@ -144,30 +139,10 @@ def _field(decoder, latent):
     return lambda points: decoder(latent.reshape(1, -1), points[None])[0]
 
 
-class _Rays:
-    """Each step's pixels and their targets: the grid's cells with the mask's coverage of
-    each, or (``sampling="pixels"``) as many pixels drawn at random, each with its own
-    mask value, so that parts thinner than a cell keep their weight."""
-
-    def __init__(self, mask: np.ndarray, camera: Camera, settings: FitSettings, device):
-        self.settings, self.camera, self.device = settings, camera, device
-        self.mask = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device)
-        self.generator = torch.Generator().manual_seed(settings.seed)
-        if settings.sampling == "grid":
-            rays = settings.rays
-            self.pixels = grid_pixels(camera, rays, device)
-            coverage = F.interpolate(self.mask[None, None], size=(rays, rays), mode="area")
-            self.target = coverage.reshape(-1)
-
-    def draw(self) -> tuple[torch.Tensor, torch.Tensor]:
-        if self.settings.sampling == "grid":
-            return self.pixels, self.target
-        count = self.settings.rays**2
-        size = torch.tensor([self.camera.width, self.camera.height], dtype=torch.float32)
-        pixels = torch.rand(count, 2, generator=self.generator) * size
-        u = pixels[:, 0].long().clamp(max=self.camera.width - 1)
-        v = pixels[:, 1].long().clamp(max=self.camera.height - 1)
-        return pixels.to(self.device), self.mask[v.to(self.device), u.to(self.device)]
+def _coverage(mask: np.ndarray, rays: int, device) -> torch.Tensor:
+    """The mask's coverage of each cell of a ``rays`` x ``rays`` grid (R*R,), in [0, 1]."""
+    mask = torch.as_tensor(np.asarray(mask, dtype=np.float32), device=device)
+    return F.interpolate(mask[None, None], size=(rays, rays), mode="area").reshape(-1)
 
 
 def fit_silhouette(
@@ -195,7 +170,8 @@ def fit_silhouette(
     if settings.frame_lr > 0:
         groups.append({"params": [frame], "lr": settings.frame_lr})
     optimiser = torch.optim.Adam(groups)
-    rays = _Rays(mask, camera, settings, device)
+    pixels = grid_pixels(camera, settings.rays, device)
+    target = _coverage(mask, settings.rays, device)
     frozen = [p for p in decoder.parameters() if p.requires_grad]
     for parameter in frozen:
         parameter.requires_grad_(False)
@@ -203,7 +179,6 @@ def fit_silhouette(
     try:
         with torch.enable_grad():
             for _ in range(settings.steps):
-                pixels, target = rays.draw()
                 logits = silhouette_logits(decoder, code, camera, pixels, settings, frame)
                 silhouette = F.binary_cross_entropy_with_logits(logits, target)
                 loss = silhouette + settings.pull * (code - start).pow(2).mean() / scale

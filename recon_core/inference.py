@@ -365,8 +365,8 @@ class Reconstructor:
         """A new encoding whose latent code is fitted to the picture's silhouette
         (`recon_core.fitting`), seen from the viewpoint estimated on a first 64^3 mesh (near
         ``view`` when one is set: without it the estimate is too often wrong for the fit to
-        help, see the README). Implicit models and encodings of a Picture only. About 10 s a
-        picture on one CPU core with the default settings."""
+        help, see the README). Implicit models and encodings of a Picture only. About 9 s a
+        picture on a 2-core CPU with the default settings."""
         if encoded.method != "implicit":
             raise ValueError("fitting the silhouette needs an implicit model")
         if encoded.framed is None:
