@@ -112,7 +112,8 @@ class Encoded:
     points: torch.Tensor | None = None
     mask_logit: torch.Tensor | None = None
     framed: np.ndarray | None = None
-    """(COLOUR_SIZE, COLOUR_SIZE, 4) uint8 framed picture, when encoded from a Picture."""
+    """(S, S, 4) uint8 framed picture the colours and the silhouette fit read (S =
+    COLOUR_SIZE when encoded from a Picture)."""
     views: dict[ViewHint | None, ViewEstimate] = field(default_factory=dict, repr=False)
     """The picture's estimated viewpoint per view hint, once a coloured result asked for it."""
     fitted: bool = False
