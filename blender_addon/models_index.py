@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import struct
@@ -43,3 +44,20 @@ def describe(path: Path) -> str:
         if isinstance(mean.get(key), (int, float))
     )
     return f"{meta.get('method', '?')} model; {categories}" + (f"; test {shown}" if shown else "")
+
+
+def method_of(path: str) -> str | None:
+    """The checkpoint's method ("implicit", "pointcloud"), or None when it cannot be read;
+    cached per file and modification time, since the panel asks on every redraw."""
+    try:
+        return _method(path, os.stat(path).st_mtime_ns)
+    except OSError:
+        return None
+
+
+@functools.lru_cache(maxsize=64)
+def _method(path: str, mtime_ns: int) -> str | None:
+    try:
+        return read_metadata(Path(path)).get("method")
+    except (OSError, ValueError, struct.error):
+        return None

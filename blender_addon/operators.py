@@ -10,6 +10,7 @@ from pathlib import Path
 import bpy
 
 from . import bridge, runner
+from .models_index import method_of
 from .properties import VIEW_ITEMS
 
 ENCODING_KEY = "image_to_3d_encoding"
@@ -29,7 +30,9 @@ def _job(settings, image: str, encoding: str | None = None) -> dict:
         "points": settings.point_count,
         "symmetric": settings.symmetric,
         "view": settings.view,
-        "fit_silhouette": settings.fit_silhouette and settings.view != "auto",
+        "fit_silhouette": settings.fit_silhouette
+        and settings.view != "auto"
+        and method_of(settings.model) != "pointcloud",  # greyed out in the panel
         "consistency": 0 if settings.views_agree else None,
         "device": settings.device,
     }

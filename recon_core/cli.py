@@ -81,10 +81,13 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--view",
         type=_view_hint,
+        action="append",
+        default=None,
         help="where the pictures were taken from, roughly: front, front-right, right, "
         "back-right, back, back-left, left, front-left (as Blender's views name them) or an "
-        "azimuth in degrees, optionally ,ELEVATION in degrees (e.g. front-left,20); the "
-        "colours' camera is then searched near it (default: estimated from each picture)",
+        "azimuth in degrees, optionally ,ELEVATION in degrees (e.g. front-left,20); once for "
+        "all pictures or once per picture, in order; the colours' camera is then searched "
+        "near it (default: estimated from each picture)",
     )
     parser.add_argument(
         "--fit-silhouette",
@@ -142,6 +145,13 @@ def reconstruct(argv: list[str]) -> int:
     if args.faces is not None and args.faces < 4:
         print(f"error: --faces must be at least 4, got {args.faces}", file=sys.stderr)
         return 2
+    if args.view is not None and len(args.view) not in (1, len(args.images)):
+        print(
+            f"error: {len(args.view)} --view hints for {len(args.images)} pictures; give "
+            "one for all or one per picture",
+            file=sys.stderr,
+        )
+        return 2
     if args.fit_silhouette and args.view is None:
         print(
             "error: --fit-silhouette needs --view: with the viewpoint estimated from the "
@@ -150,9 +160,7 @@ def reconstruct(argv: list[str]) -> int:
         )
         return 2
     try:
-        model = Reconstructor(
-            args.model, args.device, args.consistency, args.symmetric, view=args.view
-        )
+        model = Reconstructor(args.model, args.device, args.consistency, args.symmetric)
     except (CheckpointError, ValueError, OSError) as exc:
         print(f"error: {_first_line(exc)}", file=sys.stderr)
         return 2
@@ -174,6 +182,8 @@ def reconstruct(argv: list[str]) -> int:
     for k, path in enumerate(bar):
         try:
             picture = read_picture(path, args.mask[k] if args.mask else None)
+            if args.view is not None:
+                model.view = args.view[k if len(args.view) > 1 else 0]
             encoded = model.encode_picture(picture)
             if args.fit_silhouette:
                 encoded = model.fit_silhouette(encoded)

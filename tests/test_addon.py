@@ -164,6 +164,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["red_share"] == {"front": 1.0, "back": 0.0}, result["red_share"]
     assert result["fit_status"] == ["FINISHED"] and result["fit"][0], result["fit"]
     assert result["fit"][1] > 500 and result["fit"][2], result["fit"]
+    assert result["methods"] == ["implicit", "pointcloud", None]
     assert 100 <= result["budget_faces"][0] <= 150 and result["budget_faces"][1]
     undo = result["undo"]
     assert "UNDO" in undo.get("bl_options", []), undo

@@ -426,6 +426,21 @@ def test_a_view_hint_picks_the_side_the_colours_come_from(tmp_path):
         red = colours[left, 0] > colours[left, 2]
         assert red.mean() == (1.0 if view == "front" else 0.0), (view, red.mean())
     np.testing.assert_array_equal(meshes["front"].vertices, meshes["back"].vertices)
+    # one hint per picture, in order: the same picture twice, named from the back, then front
+    twice = tmp_path / "twice"
+    twice.mkdir()
+    pictures = [twice / "a.png", twice / "b.png"]
+    for path in pictures:
+        path.write_bytes(picture.read_bytes())
+    out = tmp_path / "both"
+    args = ("--model", model, "--resolution", 48, "--output", "mesh", "--format", "ply")
+    hints = ("--view", "back,0", "--view", "front,0", "--no-preview", "--output-dir", out)
+    assert _run(*pictures, *args, *hints) == 0
+    for name, view in (("a", "back"), ("b", "front")):
+        got = trimesh.load(out / f"{name}.ply", process=False).visual.vertex_colors
+        expected = trimesh.load(tmp_path / view / "halves.ply", process=False).visual.vertex_colors
+        np.testing.assert_array_equal(got, expected)
+    assert _run(*pictures, *args, "--view", "front", "--view", "back", "--view", "left") == 2
 
 
 def test_fitting_the_silhouette_reshapes_the_mesh(tmp_path, picture, capsys):

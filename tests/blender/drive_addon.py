@@ -150,6 +150,11 @@ if obj is not None and len(bpy.data.objects) > objects_before:
     result["fit_status"] = list(bpy.ops.image_to_3d.reconstruct())
     fitted = bpy.context.view_layer.objects.active
     result["fit"] = [fitted.name != obj.name, len(fitted.data.polygons), closed(fitted.data)]
+    models_dir = Path(settings_in["models"])
+    result["methods"] = [
+        addon.models_index.method_of(str(models_dir / name))
+        for name in ("good_octahedron.safetensors", "pc_flange.safetensors", "missing.safetensors")
+    ]
     settings.view, settings.fit_silhouette = "auto", False
     if fitted is not obj:
         bpy.data.objects.remove(fitted)
@@ -339,7 +344,10 @@ result["modal"] = modal
 saved = settings.output, settings.point_count
 settings.model = str(Path(settings_in["models"]) / "pc_flange.safetensors")
 settings.output, settings.point_count, settings.views_agree = "points", 1_000_000, True
+# Fit Silhouette is greyed out for point-cloud models: left on, it is not sent
+settings.view, settings.fit_silhouette = "front", True
 agree = result["views_agree"] = {"status": list(bpy.ops.image_to_3d.reconstruct())}
+settings.view, settings.fit_silhouette = "auto", False
 flange = bpy.context.view_layer.objects.active
 
 
