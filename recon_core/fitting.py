@@ -35,6 +35,7 @@ __all__ = [
     "framed_rays",
     "framed_camera",
     "grid_pixels",
+    "latent_field",
 ]
 
 
@@ -125,7 +126,7 @@ def silhouette_logits(
     with torch.no_grad():
         origin, directions, closest = framed_rays(camera, pixels, frame.detach())
         points = origin + (closest[:, None] + steps)[..., None] * directions[:, None]
-        field = _field(decoder, latent.detach())
+        field = latent_field(decoder, latent.detach())
         logits = torch.cat([field(chunk) for chunk in points.reshape(-1, 3).split(settings.chunk)])
         best = logits.reshape(len(directions), settings.samples).argmax(dim=1)
     origin, directions, closest = framed_rays(camera, pixels, frame)
@@ -133,10 +134,12 @@ def silhouette_logits(
     return decoder(latent.reshape(1, -1), chosen[None])[0]
 
 
-def _field(decoder, latent):
+def latent_field(decoder, latent: torch.Tensor):
+    """The field of one code (Z,) or (1, Z): points (N, 3) -> occupancy logits (N,), on the
+    code's device; with the conditioning folded into the weights where the decoder can."""
     if hasattr(decoder, "specialize"):
         return decoder.specialize(latent)
-    return lambda points: decoder(latent.reshape(1, -1), points[None])[0]
+    return lambda points: decoder(latent.reshape(1, -1), points[None].to(latent.device))[0]
 
 
 def _coverage(mask: np.ndarray, rays: int, device) -> torch.Tensor:

@@ -45,7 +45,7 @@ from recon_core.extraction import (
     default_batch,
     extract_mesh,
 )
-from recon_core.fitting import FitSettings, fit_silhouette
+from recon_core.fitting import FitSettings, fit_silhouette, latent_field
 from recon_core.fusion import consistent_points, fuse
 from recon_core.imaging import network_input
 from recon_core.methods import METHODS
@@ -254,15 +254,7 @@ class Reconstructor:
         """Occupancy logits of points (N, 3), from an implicit encoding."""
         if encoded.method != "implicit":
             raise ValueError("an occupancy field needs the implicit method")
-        latent = encoded.latent.to(self.device)
-        decoder = self.model.decoder
-        if hasattr(decoder, "specialize"):  # conditioning folded into the weights
-            return decoder.specialize(latent)
-
-        def logits(points: torch.Tensor) -> torch.Tensor:
-            return self.model.decode(latent, points[None].to(self.device))[0]
-
-        return logits
+        return latent_field(self.model.decoder, encoded.latent.to(self.device))
 
     @one_blas_thread
     def mesh(
@@ -369,7 +361,7 @@ class Reconstructor:
         help, see the README). Implicit models and encodings of a Picture only. About 9 s a
         picture on a 2-core CPU with the default settings."""
         if encoded.method != "implicit":
-            raise ValueError("fitting the silhouette needs an implicit model")
+            raise ValueError(f"{self.path}: fitting the silhouette needs an implicit model")
         if encoded.framed is None:
             raise ValueError("fitting the silhouette needs an encoding made from a Picture")
         try:

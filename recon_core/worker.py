@@ -120,8 +120,6 @@ def run_job(
         picture = read_picture(job["image"], job.get("mask"))
         encoded = model.encode_picture(picture)
         if job.get("fit_silhouette"):
-            if encoded.method != "implicit":
-                raise ValueError(f"{model.path}: fitting the silhouette needs an implicit model")
             report("fit silhouette", 0.3)
             encoded = model.fit_silhouette(encoded)
         if job.get("save_encoding"):
