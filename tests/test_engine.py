@@ -361,10 +361,10 @@ def test_pointcloud_refuses_data_with_other_fixed_views(tiny_dataset, tmp_path, 
 
 
 def test_imnet_two_stage_route_trains_the_autoencoder_then_the_image_encoder(
-    tiny_dataset, tmp_path
+    tiny_dataset, tmp_path, capsys
 ):
     from recon_core.data import PreparedDataset, SampleSettings, read_record, unpack_voxels
-    from recon_core.inference import Reconstructor
+    from recon_core.inference import Encoded, Reconstructor
 
     dataset = PreparedDataset(tiny_dataset, "train", "implicit", SampleSettings(voxels=True))
     arrays, meta = read_record(tiny_dataset / dataset.records[0]["file"], ["voxels", "renders"])
@@ -412,6 +412,42 @@ def test_imnet_two_stage_route_trains_the_autoencoder_then_the_image_encoder(
     reconstructor = Reconstructor(out / "model.safetensors", "cpu")
     encoded = reconstructor.encode(arrays["renders"][0])
     assert encoded.latent.shape == (1, 64) and torch.isfinite(encoded.latent).all()
+
+    # the route's bound: the evaluation decodes the shape autoencoder's code of each voxel
+    # grid instead of the picture's. A short run's field is nearly flat, so the level is the
+    # first shape's median occupancy under its code: that shape then has a surface.
+    from training import evaluate as ev
+
+    record = read_record(tiny_dataset / dataset.records[0]["file"])
+    points, labels = ev._uniform_samples(*record)
+    with torch.no_grad():
+        code = reconstructor.model.shape_encoder(torch.from_numpy(grid).float()[None, None])
+        field = reconstructor.field(Encoded("implicit", latent=code))
+        level = float(torch.sigmoid(field(torch.from_numpy(points).float())).median())
+    mesh, _ = reconstructor.mesh(Encoded("implicit", latent=code), 32, iso=level)
+    expected = ev._defined_iou(ev._contains(mesh, points), labels)
+    model = out / "model.safetensors"
+    options = dict(iso=level, lower_iso=False, device="cpu", progress=False)
+    codes = ev.evaluate(
+        model, tiny_dataset, "train", tmp_path / "c", 32, shape_codes=True, **options
+    )
+    pictures = ev.evaluate(model, tiny_dataset, "train", tmp_path / "p", 32, **options)
+    assert codes["shape_codes"] and not pictures["shape_codes"]
+    assert "the shape autoencoder's codes" in (tmp_path / "c" / "report.md").read_text()
+    first = codes["per_shape"][0]
+    assert first["id"] == dataset.records[0]["id"] and expected > 0
+    assert first["iou"] == pytest.approx(expected, abs=1e-9)
+    assert first["chamfer_l1"] != pictures["per_shape"][0]["chamfer_l1"]
+
+    # a model without a shape encoder, or a fit on top, is refused in one line
+    argv = ["--data", str(tiny_dataset), "--report", str(tmp_path / "r"), "--shape-codes"]
+    tuned_model = ["--model", str(tuned / "model.safetensors")]
+    assert ev.main([*tuned_model, *argv, "--split", "train"]) == 2
+    assert ev.main(["--model", str(model), *argv, "--fit-silhouette", "--view-hint"]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert "tuned/model.safetensors: --shape-codes needs a two-stage implicit model" in err[-2]
+    assert err[-1] == "error: --shape-codes measures the autoencoder's codes: drop --fit-silhouette"
+    assert not (tmp_path / "r").exists()
 
 
 def test_two_stage_route_needs_64_cube_voxels(tiny_dataset, tmp_path, capsys):

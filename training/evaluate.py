@@ -8,7 +8,9 @@ first shapes) and REPORT/sheet.png (input | reconstruction at two fixed views | 
 a few shapes per category). Implicit models: IoU on the record's uniform points, Chamfer-L1
 (accuracy, completeness), normal consistency and F-scores on 100k surface samples of the
 extracted mesh. Point-cloud models: prediction -> truth and truth -> prediction distances
-x100 and F-scores.
+x100 and F-scores. Two-stage implicit models (IM-NET's route) with ``--shape-codes``: the
+shape autoencoder's code of each record's voxel grid instead of the picture's, what a perfect
+image encoder would give; the gap to the pictures' figures is the image encoder's.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ from recon_core.data import (
     atomic_write_bytes,
     read_index,
     read_record,
+    unpack_voxels,
 )
 from recon_core.extraction import ExtractionError, Mesh, iso_level_logit
 from recon_core.metrics import iou, pointcloud_metrics, surface_metrics
@@ -100,16 +103,18 @@ def evaluate(
     symmetric: bool = False,
     view_hint: bool = False,
     fit: bool = False,
+    shape_codes: bool = False,
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
-    dataset), the same metrics for the retrieval baseline on the same inputs.
-    ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
-    implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
-    that reaches ``iso`` nowhere is meshed lower (False: it scores as empty); ``symmetric``:
-    mirror-symmetric results (see `Reconstructor`); ``view_hint``: give the reconstructor the
-    hint a user would, the azimuth of the render's camera rounded to the nearest of the eight
-    named directions (`simulated_hint`); ``fit``: implicit models' codes fitted to the input's
-    silhouette (`Reconstructor.fit_silhouette`)."""
+        dataset), the same metrics for the retrieval baseline on the same inputs.
+        ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
+        implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
+        that reaches ``iso`` nowhere is meshed lower (False: it scores as empty); ``symmetric``:
+        mirror-symmetric results (see `Reconstructor`); ``view_hint``: give the reconstructor the
+        hint a user would, the azimuth of the render's camera rounded to the nearest of the eight
+        named directions (`simulated_hint`); ``fit``: implicit models' codes fitted to the input's
+        silhouette (`Reconstructor.fit_silhouette`); ``shape_codes``: two-stage implicit models
+    decode their shape autoencoder's code of each record's voxel grid, not the picture's."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -121,6 +126,13 @@ def evaluate(
     method = reconstructor.config.method
     if fit and method != "implicit":
         raise ValueError(f"{model_path}: fitting the silhouette needs an implicit model")
+    if shape_codes and getattr(reconstructor.model, "shape_encoder", None) is None:
+        raise ValueError(
+            f"{model_path}: --shape-codes needs a two-stage implicit model (one trained with "
+            "a shape autoencoder stage); this one has no shape encoder"
+        )
+    if shape_codes and fit:
+        raise ValueError("--shape-codes measures the autoencoder's codes: drop --fit-silhouette")
     index = read_index(data)
     if method == "pointcloud":
         data_views = np.asarray(index["fixed_views"]["extrinsics"], dtype=np.float32)
@@ -143,7 +155,10 @@ def evaluate(
     per_shape, rows = [], defaultdict(list)
     for entry in tqdm(records, desc="evaluating", unit="shape", disable=not progress):
         arrays, meta = read_record(data / entry["file"])
-        encoded = reconstructor.encode(arrays["renders"][view])
+        if shape_codes:
+            encoded = _shape_code(reconstructor, arrays, index)
+        else:
+            encoded = reconstructor.encode(arrays["renders"][view])
         if view_hint:
             reconstructor.view = simulated_hint(arrays["render_extrinsics"][view])
         if fit:
@@ -229,6 +244,7 @@ def evaluate(
         symmetric=symmetric,
         view_hint=view_hint,
         fit_silhouette=fit,
+        shape_codes=shape_codes,
     )
     report.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=1).encode("utf-8")
@@ -239,6 +255,19 @@ def evaluate(
     Image.fromarray(sheet).save(report / "sheet.png")
     Image.fromarray(_method_sheet(reconstructor, data, split)).save(report / "views.png")
     return metrics
+
+
+def _shape_code(reconstructor, arrays, index):
+    """The shape autoencoder's code of a record's voxel grid, as an encoded picture."""
+    import torch
+
+    from recon_core.inference import Encoded
+
+    resolution = int(index["settings"]["occupancy"]["voxel_resolution"])
+    grid = unpack_voxels(arrays["voxels"], resolution).astype(np.float32)
+    voxels = torch.from_numpy(grid)[None, None].to(reconstructor.device)
+    with torch.no_grad():
+        return Encoded("implicit", latent=reconstructor.model.shape_encoder(voxels))
 
 
 def simulated_hint(extrinsic: np.ndarray):
@@ -335,7 +364,8 @@ def _markdown(metrics: dict) -> str:
         f"`{metrics['data']}`"
         + (", results mirror-symmetric" if metrics.get("symmetric") else "")
         + (", view hinted (the nearest named direction)" if metrics.get("view_hint") else "")
-        + (", codes fitted to the silhouette" if metrics.get("fit_silhouette") else ""),
+        + (", codes fitted to the silhouette" if metrics.get("fit_silhouette") else "")
+        + (", the shape autoencoder's codes" if metrics.get("shape_codes") else ""),
         "",
         "| category | shapes | " + " | ".join(keys) + " |",
         "|---|---:|" + "---:|" * len(keys),
@@ -417,6 +447,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         help="implicit models: fit each code to the input's silhouette (with --view-hint, "
         "as a user who names the view would)",
     )
+    parser.add_argument(
+        "--shape-codes",
+        action="store_true",
+        help="two-stage implicit models: decode the shape autoencoder's code of each "
+        "record's voxel grid instead of the picture's (the bound a perfect image encoder "
+        "would reach)",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         metrics = evaluate(
@@ -435,6 +472,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             symmetric=args.symmetric,
             view_hint=args.view_hint,
             fit=args.fit_silhouette,
+            shape_codes=args.shape_codes,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
