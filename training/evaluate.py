@@ -106,14 +106,14 @@ def evaluate(
     shape_codes: bool = False,
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
-        dataset), the same metrics for the retrieval baseline on the same inputs.
-        ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
-        implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
-        that reaches ``iso`` nowhere is meshed lower (False: it scores as empty); ``symmetric``:
-        mirror-symmetric results (see `Reconstructor`); ``view_hint``: give the reconstructor the
-        hint a user would, the azimuth of the render's camera rounded to the nearest of the eight
-        named directions (`simulated_hint`); ``fit``: implicit models' codes fitted to the input's
-        silhouette (`Reconstructor.fit_silhouette`); ``shape_codes``: two-stage implicit models
+    dataset), the same metrics for the retrieval baseline on the same inputs.
+    ``consistency``: point-cloud models' silhouette test (see `Reconstructor`); ``iso``:
+    implicit models' extraction level; ``lower_iso``: as `Reconstructor.mesh`, a field
+    that reaches ``iso`` nowhere is meshed lower (False: it scores as empty); ``symmetric``:
+    mirror-symmetric results (see `Reconstructor`); ``view_hint``: give the reconstructor the
+    hint a user would, the azimuth of the render's camera rounded to the nearest of the eight
+    named directions (`simulated_hint`); ``fit``: implicit models' codes fitted to the input's
+    silhouette (`Reconstructor.fit_silhouette`); ``shape_codes``: two-stage implicit models
     decode their shape autoencoder's code of each record's voxel grid, not the picture's."""
     from PIL import Image
     from tqdm import tqdm
