@@ -18,6 +18,12 @@ OUTPUT_KEY = "image_to_3d_output"
 PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
+def can_fit_silhouette(settings) -> bool:
+    """Whether Fit Silhouette applies: a view is set and the model is not a point-cloud one
+    (the panel greys the option out otherwise, and the job never asks for it then)."""
+    return settings.view != "auto" and method_of(settings.model) != "pointcloud"
+
+
 def _job(settings, image: str, encoding: str | None = None) -> dict:
     cache = runner.user_dir("cache")
     stem = Path(image).stem if image else "result"
@@ -30,9 +36,7 @@ def _job(settings, image: str, encoding: str | None = None) -> dict:
         "points": settings.point_count,
         "symmetric": settings.symmetric,
         "view": settings.view,
-        "fit_silhouette": settings.fit_silhouette
-        and settings.view != "auto"
-        and method_of(settings.model) != "pointcloud",  # greyed out in the panel
+        "fit_silhouette": settings.fit_silhouette and can_fit_silhouette(settings),
         "consistency": 0 if settings.views_agree else None,
         "device": settings.device,
     }

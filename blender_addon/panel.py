@@ -5,8 +5,7 @@ from __future__ import annotations
 import bpy
 
 from . import bridge
-from .models_index import method_of
-from .operators import ENCODING_KEY
+from .operators import ENCODING_KEY, can_fit_silhouette
 from .runner import backend, torch_in_blender
 
 
@@ -42,7 +41,7 @@ class RECON_PT_main(bpy.types.Panel):
         col.prop(settings, "symmetric")
         col.prop(settings, "view")
         row = col.row()
-        row.enabled = settings.view != "auto" and method_of(settings.model) != "pointcloud"
+        row.enabled = can_fit_silhouette(settings)
         row.prop(settings, "fit_silhouette")
         col.prop(settings, "views_agree")
         if bridge.NATIVE_POINTS and settings.output != "mesh":

@@ -165,6 +165,9 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["fit_status"] == ["FINISHED"] and result["fit"][0], result["fit"]
     assert result["fit"][1] > 500 and result["fit"][2], result["fit"]
     assert result["methods"] == ["implicit", "pointcloud", None]
+    # the panel's greying and the job's fit_silhouette follow one rule: a view set, and not
+    # a point-cloud model (implicit + front, point cloud + front, point cloud + auto)
+    assert result["can_fit"] == [True, False, False]
     assert 100 <= result["budget_faces"][0] <= 150 and result["budget_faces"][1]
     undo = result["undo"]
     assert "UNDO" in undo.get("bl_options", []), undo

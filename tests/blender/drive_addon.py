@@ -147,6 +147,8 @@ if obj is not None and len(bpy.data.objects) > objects_before:
         red_share[view] = float((rgba[left, 0] > rgba[left, 2]).mean())
     result["red_share"] = red_share
     settings.view, settings.fit_silhouette = "front", True
+    can_fit = addon.operators.can_fit_silhouette
+    result["can_fit"] = [can_fit(settings)]
     result["fit_status"] = list(bpy.ops.image_to_3d.reconstruct())
     fitted = bpy.context.view_layer.objects.active
     result["fit"] = [fitted.name != obj.name, len(fitted.data.polygons), closed(fitted.data)]
@@ -346,8 +348,10 @@ settings.model = str(Path(settings_in["models"]) / "pc_flange.safetensors")
 settings.output, settings.point_count, settings.views_agree = "points", 1_000_000, True
 # Fit Silhouette is greyed out for point-cloud models: left on, it is not sent
 settings.view, settings.fit_silhouette = "front", True
+result.setdefault("can_fit", []).append(addon.operators.can_fit_silhouette(settings))
 agree = result["views_agree"] = {"status": list(bpy.ops.image_to_3d.reconstruct())}
 settings.view, settings.fit_silhouette = "auto", False
+result.setdefault("can_fit", []).append(addon.operators.can_fit_silhouette(settings))
 flange = bpy.context.view_layer.objects.active
 
 
