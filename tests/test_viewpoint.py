@@ -198,3 +198,69 @@ def test_an_estimator_layout_without_its_weights_is_refused(tmp_path):
     save_file(tensors, str(tmp_path / "stripped.safetensors"), metadata=metadata)
     with pytest.raises(CheckpointError, match="stripped.safetensors: a viewpoint estimator layout"):
         load_checkpoint(tmp_path / "stripped.safetensors")
+
+
+def test_sampling_error_is_zero_for_the_true_camera_and_measures_a_shift():
+    from recon_core.colour import ViewEstimate, _framed_camera
+    from recon_core.geometry import Camera
+    from training.camera_report import camera_errors, nearest_named_view
+
+    rng = np.random.default_rng(0)
+    surface = rng.uniform(-0.4, 0.4, (3000, 3))
+    extrinsic = look_at(2.2 * view_direction(math.radians(40.0), math.radians(15.0)))
+    truth = _framed_camera(surface, extrinsic, 128)
+    exact = camera_errors(
+        ViewEstimate(truth, 40.0, 15.0, 1.0), extrinsic, truth.intrinsic, surface, surface
+    )
+    assert exact["sampling_error"] == pytest.approx(0.0, abs=1e-9)
+    assert exact["azimuth_error"] == pytest.approx(0.0, abs=1e-6)
+    shifted = truth.intrinsic.copy()
+    shifted[0, 2] += 12.8  # a tenth of the picture to the right
+    moved = Camera(extrinsic, shifted, "perspective", 128, 128)
+    # a prediction that is the truth less half of it: each point still finds itself
+    half = surface[surface[:, 2] > 0]
+    figures = camera_errors(
+        ViewEstimate(moved, 215.0, 5.0, 1.0), extrinsic, truth.intrinsic, half, surface
+    )
+    assert figures["sampling_error"] == pytest.approx(0.1, abs=1e-9)
+    assert figures["azimuth_error"] == pytest.approx(175.0, abs=1e-6)
+    assert figures["elevation_error"] == pytest.approx(10.0, abs=1e-6)
+    assert nearest_named_view(100.0).azimuth == 90.0
+    assert nearest_named_view(350.0).azimuth == 0.0
+
+
+def test_camera_report_runs_on_a_dataset_and_refuses_a_missing_one(tiny_dataset, tmp_path, capsys):
+    import json
+
+    from training import camera_report
+
+    out = tmp_path / "camera.json"
+    args = ["--model", "implicit", "--data", str(tiny_dataset), "--split", "train"]
+    code = camera_report.main(
+        [
+            *args,
+            "--limit",
+            "2",
+            "--renders",
+            "1",
+            "--named-view",
+            "--true-angles",
+            "--out",
+            str(out),
+        ]
+    )
+    assert code == 0
+    report = json.loads(out.read_text())
+    assert report["renders"], "no render was reconstructed"
+    for entry in report["renders"]:
+        assert entry["true angles, refined"]["azimuth_error"] == pytest.approx(0.0, abs=1e-6)
+        # the hint is within 22.5 degrees of the truth and searched 20 either side
+        assert entry["named view, refined"]["azimuth_error"] <= 42.5 + 1e-6
+        for figures in entry.values():
+            if isinstance(figures, dict):
+                assert 0.0 <= figures["sampling_error"] < 2.0
+    assert "estimated, refined - bounding box" in report["summary"]
+    assert "| true angles | refined |" in capsys.readouterr().out
+    missing = tmp_path / "nowhere"
+    assert camera_report.main(["--data", str(missing)]) == 2
+    assert str(missing) in capsys.readouterr().err
