@@ -182,13 +182,7 @@ def estimate_view(
     scale = size / side
     i = np.clip(np.floor((u - ((lo_u + hi_u) / 2 - side / 2)) * scale), 0, size - 1)
     j = np.clip(np.floor((v - ((lo_v + hi_v) / 2 - side / 2)) * scale), 0, size - 1)
-    flat = (j.astype(np.int64) * size + i.astype(np.int64)) + np.arange(count) * size * size
-    silhouettes = np.zeros(count * size * size, dtype=bool)
-    silhouettes[flat.reshape(-1)] = True
-    silhouettes = close_cross(silhouettes.reshape(count, size, size))
-    inter = np.logical_and(silhouettes, target).sum(axis=(1, 2))
-    union = np.logical_or(silhouettes, target).sum(axis=(1, 2))
-    overlap = inter / np.maximum(union, 1)
+    overlap = _overlaps(i.astype(np.int64), j.astype(np.int64), target)
     scores = overlap
     if prior is not None:
         log_prob = prior.log_prob(*np.asarray(candidates).T)  # azimuths, elevations
@@ -256,13 +250,7 @@ def fit_framing(
         j = rel[:, 1:] * grid[:, 0] + (size / 2.0 + pad + grid[:, 2])
         i = np.clip(np.floor(i), 0, canvas - 1).astype(np.int64)
         j = np.clip(np.floor(j), 0, canvas - 1).astype(np.int64)
-        flat = j * canvas + i + np.arange(len(grid)) * canvas**2
-        silhouettes = np.zeros(len(grid) * canvas * canvas, dtype=bool)
-        silhouettes[flat.reshape(-1)] = True
-        silhouettes = close_cross(silhouettes.reshape(-1, canvas, canvas))
-        inter = np.logical_and(silhouettes, target).sum(axis=(1, 2))
-        union = np.logical_or(silhouettes, target).sum(axis=(1, 2))
-        overlap = inter / np.maximum(union, 1)
+        overlap = _overlaps(i, j, target)
         away = np.abs(np.log(grid[:, 0])) + (np.abs(grid[:, 1]) + np.abs(grid[:, 2])) / size
         return overlap, overlap - stay * away
 
@@ -287,6 +275,20 @@ def fit_framing(
     width = mask.shape[0]
     camera = Camera(extrinsic, crop_intrinsics(intrinsic, box, width), "perspective", width, width)
     return camera, float(overlap[best])
+
+
+def _overlaps(i: np.ndarray, j: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """Overlap (K,) with ``target`` (S, S) of K silhouettes, each the pixels (column ``i``,
+    row ``j``: (N, K) int, within the image) of N points, closed by `close_cross`."""
+    size = target.shape[0]
+    count = i.shape[1]
+    flat = j * size + i + np.arange(count) * size * size
+    silhouettes = np.zeros(count * size * size, dtype=bool)
+    silhouettes[flat.reshape(-1)] = True
+    silhouettes = close_cross(silhouettes.reshape(count, size, size))
+    inter = np.logical_and(silhouettes, target).sum(axis=(1, 2))
+    union = np.logical_or(silhouettes, target).sum(axis=(1, 2))
+    return inter / np.maximum(union, 1)
 
 
 def close_cross(images: np.ndarray) -> np.ndarray:

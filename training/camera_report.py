@@ -50,12 +50,9 @@ from recon_core.inference import COLOUR_SIZE, Reconstructor
 from recon_core.picture import Picture
 from recon_core.preview import sample_mesh
 from recon_core.viewpoint import camera_angles
+from training.viewpoint import _angle_gap
 
 __all__ = ["camera_errors", "summarise", "main"]
-
-
-def _gap(a: float, b: float) -> float:
-    return abs((a - b + 180.0) % 360.0 - 180.0)
 
 
 def camera_errors(estimate, truth_extrinsic, truth_intrinsic, points, surface) -> dict:
@@ -73,16 +70,20 @@ def camera_errors(estimate, truth_extrinsic, truth_intrinsic, points, surface) -
     uv, _ = project(points, camera.extrinsic, camera.intrinsic, "perspective")
     error = np.linalg.norm(uv - uv_true, axis=1) / camera.width
     return {
-        "azimuth_error": _gap(estimate.azimuth, azimuth),
+        "azimuth_error": float(_angle_gap(estimate.azimuth, azimuth)),
         "elevation_error": abs(estimate.elevation - elevation),
         "sampling_error": float(np.median(error)),
     }
 
 
+def _label(mode: tuple[str, bool]) -> str:
+    return f"{mode[0]}, {'refined' if mode[1] else 'bounding box'}"
+
+
 def nearest_named_view(azimuth: float) -> ViewHint:
     """The hint a user would give: the named direction (`recon_core.colour.VIEW_NAMES`)
     nearest to ``azimuth``, without an elevation."""
-    name = min(VIEW_NAMES, key=lambda n: _gap(VIEW_NAMES[n], azimuth))
+    name = min(VIEW_NAMES, key=lambda n: _angle_gap(VIEW_NAMES[n], azimuth))
     return ViewHint(VIEW_NAMES[name])
 
 
@@ -169,24 +170,27 @@ def main(argv: list[str] | None = None) -> int:
             if reconstructor.viewpoint is not None:
                 prior = reconstructor.viewpoint.predict(encoded.framed)
             entry = {"id": shape_id, "render": k}
-            for mode in modes:
-                camera_kind, refine = mode
+            for camera_kind in cameras:
                 if camera_kind == "true angles":
-                    if refine:
-                        camera, iou = fit_framing(points, extrinsic, framed_mask)
-                    else:
-                        camera, iou = _framed_camera(points, extrinsic, COLOUR_SIZE), 0.0
-                    estimate = ViewEstimate(camera, *camera_angles(extrinsic), iou)
+                    angles = camera_angles(extrinsic)
+                    boxed = ViewEstimate(
+                        _framed_camera(points, extrinsic, COLOUR_SIZE), *angles, 0.0
+                    )
                 else:
                     hint = None
                     if camera_kind == "named view":
                         hint = nearest_named_view(camera_angles(extrinsic)[0])
-                    estimate = estimate_view(
-                        points, framed_mask, prior=prior, hint=hint, refine_framing=refine
+                    # the angles once; the fitted framing from the same winner, as
+                    # estimate_view's default fits it
+                    boxed = estimate_view(
+                        points, framed_mask, prior=prior, hint=hint, refine_framing=False
                     )
-                figures = camera_errors(estimate, extrinsic, intrinsic, points, surface)
-                rows[mode].append(figures)
-                entry[f"{mode[0]}, {'refined' if refine else 'bounding box'}"] = figures
+                camera, iou = fit_framing(points, boxed.camera.extrinsic, framed_mask)
+                fitted = boxed._replace(camera=camera, iou=iou)
+                for refine, estimate in ((True, fitted), (False, boxed)):
+                    figures = camera_errors(estimate, extrinsic, intrinsic, points, surface)
+                    rows[camera_kind, refine].append(figures)
+                    entry[_label((camera_kind, refine))] = figures
             per_render.append(entry)
     print(
         f"{args.model} on {args.data} {args.split}: {len(per_render)} renders of {len(ids)}"
@@ -198,8 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     summary = {}
     for mode in modes:
         s = summarise(rows[mode])
-        name = f"{mode[0]}, {'refined' if mode[1] else 'bounding box'}"
-        summary[name] = s
+        summary[_label(mode)] = s
         cells = (
             mode[0],
             "refined" if mode[1] else "bounding box",
