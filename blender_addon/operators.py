@@ -15,6 +15,8 @@ from .properties import VIEW_ITEMS
 
 ENCODING_KEY = "image_to_3d_encoding"
 OUTPUT_KEY = "image_to_3d_output"
+VIEW_KEY = "image_to_3d_view"
+"""Where the colours were seen from, in words (Taken From sets it when this is wrong)."""
 PICTURES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 
 
@@ -74,11 +76,13 @@ def _describe(obj) -> str:
 
 
 def _report_result(operator, result: dict, text: str) -> None:
-    """INFO with what was made, or WARNING when the worker left a note (a lowered iso level)."""
+    """INFO with what was made and where the colours were seen from, or WARNING when the
+    worker left a note (a lowered iso level)."""
+    seen = f"; colours seen from {result['view_text']}" if "view_text" in result else ""
     if "note" in result:
-        operator.report({"WARNING"}, f"{text} ({result['note']})")
+        operator.report({"WARNING"}, f"{text} ({result['note']}){seen}")
     else:
-        operator.report({"INFO"}, text)
+        operator.report({"INFO"}, text + seen)
 
 
 def build_result(
@@ -114,6 +118,8 @@ def build_result(
             obj[ENCODING_KEY] = encoding
         points = obj.type == "POINTCLOUD" or obj.modifiers.get("Mesh to Points")
         obj[OUTPUT_KEY] = "points" if points else "mesh"
+        if "view_text" in result:
+            obj[VIEW_KEY] = str(result["view_text"])
     for obj in objects[:1]:
         context.view_layer.objects.active = obj
         obj.select_set(True)

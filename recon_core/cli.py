@@ -191,9 +191,10 @@ def reconstruct(argv: list[str]) -> int:
             want_mesh, want_points = args.output in ("mesh", "both"), args.output != "mesh"
             stem = args.output_dir / path.stem
             files = []  # everything is computed before anything is written
-            mesh = None
+            mesh = view = None
             if want_mesh or (want_points and encoded.method == "implicit"):
                 mesh = model.coloured_mesh(encoded, args.resolution, args.iso, args.faces)
+                view = mesh.view
             if want_mesh:
                 files.append(
                     (stem.with_suffix(f".{args.format}"), (mesh.vertices, mesh.faces, mesh.colours))
@@ -201,7 +202,7 @@ def reconstruct(argv: list[str]) -> int:
             if want_points:
                 if encoded.method == "pointcloud":
                     cloud = model.coloured_points(encoded, args.points)
-                    points, colours = cloud.points, cloud.colours
+                    points, colours, view = cloud.points, cloud.colours, cloud.view
                 else:
                     count = args.points or 20000
                     points, _, colours = sample_mesh(mesh.vertices, mesh.faces, mesh.colours, count)
@@ -226,7 +227,11 @@ def reconstruct(argv: list[str]) -> int:
                 written.append(target)
             if args.save_mask:
                 written.append(save_mask(picture.mask, stem.parent / f"{stem.name}_mask.png"))
-            bar.write(f"{path}: " + ", ".join(str(w) for w in written), file=sys.stdout)
+            line = f"{path}: " + ", ".join(str(w) for w in written)
+            if view is not None:  # a wrong guess is fixed with --view: say what it was
+                line += f"; colours seen from {view.describe()}"
+                line += ", as given by --view" if args.view is not None else ", estimated"
+            bar.write(line, file=sys.stdout)
         except (PictureError, ExtractionError, CheckpointError, ValueError, OSError) as exc:
             failures += 1
             message = _first_line(exc)

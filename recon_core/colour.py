@@ -31,6 +31,7 @@ __all__ = [
     "ViewHint",
     "VIEW_NAMES",
     "parse_view",
+    "view_name",
     "estimate_view",
     "fit_framing",
     "close_cross",
@@ -75,6 +76,19 @@ class ViewEstimate(NamedTuple):
     """Degrees."""
     iou: float
     """Overlap of the predicted silhouette with the picture's mask from this viewpoint."""
+
+    def describe(self) -> str:
+        """``front-left (azimuth 320, elevation 20)``: the named direction nearest to the
+        azimuth (`view_name`), and the angles rounded to degrees."""
+        return (
+            f"{view_name(self.azimuth)} (azimuth {round(self.azimuth) % 360},"
+            f" elevation {round(self.elevation)})"
+        )
+
+
+def view_name(azimuth: float) -> str:
+    """The named direction (`VIEW_NAMES`) nearest to ``azimuth`` (degrees)."""
+    return min(VIEW_NAMES, key=lambda n: abs((VIEW_NAMES[n] - azimuth + 180.0) % 360.0 - 180.0))
 
 
 class ViewHint(NamedTuple):

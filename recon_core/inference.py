@@ -129,12 +129,16 @@ class ColouredMesh:
     colours: np.ndarray | None
     """(V, 3) uint8 vertex colours."""
     stats: ExtractionStats | None
+    view: ViewEstimate | None = None
+    """The viewpoint the colours were projected from (None without a picture)."""
 
 
 @dataclass
 class ColouredPoints:
     points: np.ndarray
     colours: np.ndarray | None
+    view: ViewEstimate | None = None
+    """The viewpoint the colours were projected from (None without a picture)."""
 
 
 DEFAULT_CONSISTENCY: int | None = None
@@ -398,7 +402,7 @@ class Reconstructor:
         if view is not None:
             normals = vertex_normals(mesh.vertices.astype(np.float64), mesh.faces)
             colours, _ = point_colours(mesh.vertices, encoded.framed, view.camera, normals)
-        return ColouredMesh(mesh.vertices, mesh.faces, colours, stats)
+        return ColouredMesh(mesh.vertices, mesh.faces, colours, stats, view)
 
     @one_blas_thread
     def coloured_points(self, encoded: Encoded, count: int | None = None) -> ColouredPoints:
@@ -410,4 +414,4 @@ class Reconstructor:
         colours = None
         if view is not None:
             colours, _ = point_colours(points, encoded.framed, view.camera)
-        return ColouredPoints(points, colours)
+        return ColouredPoints(points, colours, view)

@@ -86,8 +86,9 @@ def run_job(
     model_cache: dict | None = None,
 ) -> dict[str, np.ndarray]:
     """Run a job in this process; returns the result arrays (``vertices``, ``faces``,
-    ``colours``; ``points``, ``point_colours``). ``model_cache`` keeps loaded models across
-    calls (the add-on's in-process path)."""
+    ``colours``; ``points``, ``point_colours``; ``view``: the azimuth and elevation the
+    colours were seen from, ``view_text`` the same in words). ``model_cache`` keeps loaded
+    models across calls (the add-on's in-process path)."""
     from recon_core.colour import parse_view
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
@@ -127,7 +128,7 @@ def run_job(
     report("extract", 0.45)
     output = job.get("output", "mesh")
     result: dict[str, np.ndarray] = {}
-    mesh = None
+    mesh = view = None
     iso = float(job.get("iso", 0.5))
     if output in ("mesh", "both"):
         mesh = model.coloured_mesh(
@@ -136,22 +137,27 @@ def run_job(
         result.update(vertices=mesh.vertices, faces=mesh.faces)
         if mesh.colours is not None:
             result["colours"] = mesh.colours
+        view = mesh.view
     if output in ("points", "both"):
         count = job.get("points") or None
         if encoded.method == "pointcloud":
             cloud = model.coloured_points(encoded, count)
-            points, colours = cloud.points, cloud.colours
+            points, colours, view = cloud.points, cloud.colours, cloud.view
         else:
             if "vertices" not in result:
                 mesh = model.coloured_mesh(
                     encoded, int(job.get("resolution", 128)), iso
                 )  # sampled for points: no face budget
+                view = mesh.view
             points, _, colours = sample_mesh(
                 mesh.vertices, mesh.faces, mesh.colours, count or 20000
             )
         result["points"] = points
         if colours is not None:
             result["point_colours"] = colours
+    if view is not None:  # where the colours were seen from, for the user to check
+        result["view"] = np.array([view.azimuth, view.elevation])
+        result["view_text"] = np.array(view.describe())
     if mesh is not None and mesh.stats is not None and mesh.stats.iso not in (None, iso):
         result["note"] = np.array(
             f"nothing reached the iso level {iso:g}; the mesh is at {mesh.stats.iso:g} instead"

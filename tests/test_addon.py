@@ -3,6 +3,7 @@
 import json
 import math
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -156,6 +157,8 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["location"] == pytest.approx([1.0, 2.0, 3.0])
     assert result["faces"] > 500 and result["watertight"]
     assert result["colour_attribute"] == ["Col"] and result["materials"]
+    # where the colours were seen from, kept on the object for the user to check
+    assert re.fullmatch(r"[a-z-]+ \(azimuth \d+, elevation -?\d+\)", result["view"])
     assert result["reextract"] == ["FINISHED"] and result["reextract_closed"]
     assert result["reextract_faces"][1] < result["reextract_faces"][0]
     assert result["mirror_gap_True"][0] < 1e-5 and result["mirror_gap_True"][1], result
@@ -229,7 +232,7 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert faint["status"] == ["FINISHED"] and faint["added"] == 1 and faint["closed"], faint
     kind, text = faint["report"]
     assert kind == "WARNING" and " faces (nothing reached the iso level 0.5; " in text, faint
-    assert text.endswith("the mesh is at 0.2 instead)"), faint
+    assert "the mesh is at 0.2 instead); colours seen from " in text, faint
     faint_batch = result["faint_batch"]
     assert faint_batch["status"] == ["FINISHED"] and len(faint_batch["report"]) == 1, faint_batch
     kind, text = faint_batch["report"][0]

@@ -1,5 +1,7 @@
 """recon3d reconstruct and models: outputs, and one-line errors for bad inputs."""
 
+import re
+
 import numpy as np
 import pytest
 import trimesh
@@ -37,10 +39,14 @@ def _run(*args) -> int:
     return cli.main(["reconstruct", *map(str, args), "--no-progress"])
 
 
-def test_reconstruct_writes_a_coloured_closed_mesh_points_and_a_preview(tmp_path, picture):
+def test_reconstruct_writes_a_coloured_closed_mesh_points_and_a_preview(tmp_path, picture, capsys):
     model = octahedron_model(tmp_path / "octa.safetensors")
     out = tmp_path / "out"
     assert _run(picture, "--model", model, "--resolution", 64, "--output-dir", out) == 0
+    said = capsys.readouterr().out.strip()
+    assert said.startswith(f"{picture}: {out / 'green box.glb'}, ")
+    seen = r"; colours seen from [a-z-]+ \(azimuth \d+, elevation -?\d+\), estimated$"
+    assert re.search(seen, said)
     assert sorted(p.name for p in out.iterdir()) == [
         "green box.glb",
         "green box_points.glb",
@@ -331,6 +337,11 @@ def test_worker_jobs_apply_the_silhouette_test_also_when_re_extracting(tmp_path,
     again = run_job({"encoding": str(cache), "output": "points", "consistency": 0})
     radius = np.linalg.norm(again["points"], axis=1)
     assert np.abs(radius - 0.3).max() < 0.02 and len(again["point_colours"]) == len(radius)
+    # the colours' viewpoint travels with the result, in degrees and in words
+    azimuth, elevation = again["view"]
+    assert 0 <= azimuth < 360 and -90 <= elevation <= 90
+    angles = f"(azimuth {round(azimuth)}, elevation {round(elevation)})"
+    assert str(again["view_text"]).endswith(angles)
 
 
 def test_a_field_below_the_iso_level_is_extracted_at_half_its_highest_occupancy(
@@ -404,7 +415,7 @@ def test_symmetric_results_mirror_onto_themselves(tmp_path, picture):
     np.testing.assert_array_equal(both[len(plain) :], plain * [-1, 1, 1])
 
 
-def test_a_view_hint_picks_the_side_the_colours_come_from(tmp_path):
+def test_a_view_hint_picks_the_side_the_colours_come_from(tmp_path, capsys):
     """Named from the front, the picture's left half colours the object's -x side; named from
     the back, its +x side. The shape (an octahedron whatever the picture) stays the same."""
     rgba = np.zeros((120, 120, 4), np.uint8)
@@ -419,6 +430,9 @@ def test_a_view_hint_picks_the_side_the_colours_come_from(tmp_path):
         out = tmp_path / view
         args = ("--model", model, "--resolution", 48, "--output", "mesh", "--view", f"{view},0")
         assert _run(picture, *args, "--format", "ply", "--output-dir", out, "--no-preview") == 0
+        said = capsys.readouterr().out  # where the colours were seen from, in words
+        seen = rf"; colours seen from {view} \(azimuth \d+, elevation -?\d+\), as given"
+        assert re.search(seen, said)
         meshes[view] = trimesh.load(out / "halves.ply", process=False)  # the object frame
         colours = meshes[view].visual.vertex_colors[:, :3].astype(int)
         near = meshes[view].vertices[:, 1] < -0.1  # the front half, the side -Y faces

@@ -11,6 +11,7 @@ from PIL import Image
 
 from recon_core.cloudmesh import mesh_from_points
 from recon_core.colour import (
+    VIEW_NAMES,
     ViewHint,
     _framed_camera,
     close_cross,
@@ -19,6 +20,7 @@ from recon_core.colour import (
     parse_view,
     point_colours,
     vertex_normals,
+    view_name,
 )
 from recon_core.geometry import look_at, project, view_direction
 from recon_core.meshio import write_glb
@@ -148,6 +150,20 @@ def test_a_view_hint_settles_front_against_back():
 
 def test_view_hints_parse_names_and_angles_and_refuse_the_rest():
     assert parse_view("front") == ViewHint(0.0)
+    # and the other way: the nearest named direction, for saying where colours came from
+    assert [view_name(a) for a in (0.0, 22.0, 23.0, 359.6, -40.0, 180.0, 91.0, 250.0)] == [
+        "front",
+        "front",
+        "front-right",
+        "front",
+        "front-left",
+        "back",
+        "right",
+        "left",
+    ]
+    for name, azimuth in VIEW_NAMES.items():
+        assert view_name(azimuth) == name
+        assert parse_view(view_name(azimuth + 20.0)) == ViewHint(azimuth)
     assert parse_view("Back-Left, 30") == ViewHint(225.0, 30.0)
     assert parse_view("right") == ViewHint(90.0)  # from +X, as Blender's Right view
     assert parse_view("-90") == ViewHint(270.0)

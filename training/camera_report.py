@@ -41,6 +41,7 @@ from recon_core.colour import (
     _framed_camera,
     estimate_view,
     fit_framing,
+    view_name,
 )
 from recon_core.data import DatasetError, read_index, read_record, record_path
 from recon_core.extraction import ExtractionError
@@ -83,8 +84,7 @@ def _label(mode: tuple[str, bool]) -> str:
 def nearest_named_view(azimuth: float) -> ViewHint:
     """The hint a user would give: the named direction (`recon_core.colour.VIEW_NAMES`)
     nearest to ``azimuth``, without an elevation."""
-    name = min(VIEW_NAMES, key=lambda n: _angle_gap(VIEW_NAMES[n], azimuth))
-    return ViewHint(VIEW_NAMES[name])
+    return ViewHint(VIEW_NAMES[view_name(azimuth)])
 
 
 def summarise(rows: list[dict]) -> dict:

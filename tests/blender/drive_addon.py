@@ -107,6 +107,7 @@ if obj is not None and len(bpy.data.objects) > objects_before:
         selected=obj.select_get(),
         colour_attribute=[a.name for a in mesh.color_attributes],
         materials=[m.name for m in mesh.materials if m],
+        view=obj.get("image_to_3d_view"),
     )
     render("mesh", obj)
     # re-extract from the cached encoding at another resolution
