@@ -313,6 +313,8 @@ class RECON_OT_reextract(bpy.types.Operator):
             )
         if old.users == 0:
             (bpy.data.pointclouds if obj.type == "POINTCLOUD" else bpy.data.meshes).remove(old)
+        if "view_text" in result:  # Taken From may have moved the colours' camera
+            obj[VIEW_KEY] = str(result["view_text"])
         _report_result(self, result, _describe(obj))
         return {"FINISHED"}
 

@@ -164,7 +164,9 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert result["mirror_gap_True"][0] < 1e-5 and result["mirror_gap_True"][1], result
     assert result["mirror_gap_False"][0] > 1e-3, result
     assert result["view_items"] == ["auto", *VIEW_NAMES]
-    assert result["red_share"] == {"front": 1.0, "back": 0.0}, result["red_share"]
+    # the colours from the side Taken From names, and the object says which
+    shares = {"front": 1.0, "back": 0.0, "front said": "front", "back said": "back"}
+    assert result["red_share"] == shares, result["red_share"]
     assert result["fit_status"] == ["FINISHED"] and result["fit"][0], result["fit"]
     assert result["fit"][1] > 500 and result["fit"][2], result["fit"]
     assert result["methods"] == ["implicit", "pointcloud", None]

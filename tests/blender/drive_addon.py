@@ -146,6 +146,7 @@ if obj is not None and len(bpy.data.objects) > objects_before:
         rgba = rgba.reshape(-1, 4)
         left = (co[:, 1] < -0.1) & (co[:, 0] < -0.15)
         red_share[view] = float((rgba[left, 0] > rgba[left, 2]).mean())
+        red_share[view + " said"] = obj.get("image_to_3d_view", "").split(" ")[0]
     result["red_share"] = red_share
     settings.view, settings.fit_silhouette = "front", True
     can_fit = addon.operators.can_fit_silhouette
