@@ -23,7 +23,14 @@ from typing import NamedTuple
 
 import numpy as np
 
-from recon_core.geometry import Camera, look_at, perspective_intrinsics, project, view_direction
+from recon_core.geometry import (
+    Camera,
+    angle_gap,
+    look_at,
+    perspective_intrinsics,
+    project,
+    view_direction,
+)
 from recon_core.imaging import OBJECT_FILL, crop_intrinsics
 
 __all__ = [
@@ -88,7 +95,7 @@ class ViewEstimate(NamedTuple):
 
 def view_name(azimuth: float) -> str:
     """The named direction (`VIEW_NAMES`) nearest to ``azimuth`` (degrees)."""
-    return min(VIEW_NAMES, key=lambda n: abs((VIEW_NAMES[n] - azimuth + 180.0) % 360.0 - 180.0))
+    return min(VIEW_NAMES, key=lambda n: float(angle_gap(VIEW_NAMES[n], azimuth)))
 
 
 class ViewHint(NamedTuple):

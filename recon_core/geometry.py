@@ -49,6 +49,7 @@ __all__ = [
     "apply_transform",
     "look_at",
     "view_direction",
+    "angle_gap",
     "perspective_intrinsics",
     "orthographic_intrinsics",
     "fixed_views",
@@ -158,6 +159,12 @@ def view_direction(azimuth: float, elevation: float) -> np.ndarray:
     """Unit vector from the origin towards a camera at ``azimuth``, ``elevation`` (radians)."""
     ce = math.cos(elevation)
     return np.array([ce * math.sin(azimuth), -ce * math.cos(azimuth), math.sin(elevation)])
+
+
+def angle_gap(a, b):
+    """Absolute difference of angles ``a`` and ``b`` in degrees, the short way round
+    (0 to 180); scalars or arrays."""
+    return np.abs(np.remainder(np.asarray(a) - np.asarray(b) + 180.0, 360.0) - 180.0)
 
 
 def look_at(eye: np.ndarray, target=(0.0, 0.0, 0.0), up=(0.0, 0.0, 1.0), roll: float = 0.0):

@@ -15,6 +15,12 @@ def test_sweet_home_axis_conversion_is_y_up_to_z_up():
     assert np.isclose(np.linalg.det(rotation), 1.0)
 
 
+def test_angle_gap_goes_the_short_way_round():
+    assert g.angle_gap(350.0, 10.0) == 20.0 and g.angle_gap(10.0, 350.0) == 20.0
+    assert g.angle_gap(0.0, 180.0) == 180.0 and g.angle_gap(-90.0, 270.0) == 0.0
+    np.testing.assert_allclose(g.angle_gap(np.array([0.0, 90.0, 725.0]), 45.0), [45, 45, 40])
+
+
 @pytest.mark.parametrize("up,front", [("+z", "-y"), ("+y", "-z"), ("-x", "+y"), ("z", "x")])
 def test_axis_conversion_is_a_rotation_mapping_up_and_front(up, front):
     rotation = g.axis_conversion(up, front)

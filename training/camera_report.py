@@ -45,13 +45,12 @@ from recon_core.colour import (
 )
 from recon_core.data import DatasetError, read_index, read_record, record_path
 from recon_core.extraction import ExtractionError
-from recon_core.geometry import project
+from recon_core.geometry import angle_gap, project
 from recon_core.imaging import crop_intrinsics, square_crop_box
 from recon_core.inference import COLOUR_SIZE, Reconstructor
 from recon_core.picture import Picture
 from recon_core.preview import sample_mesh
 from recon_core.viewpoint import camera_angles
-from training.viewpoint import _angle_gap
 
 __all__ = ["camera_errors", "summarise", "main"]
 
@@ -71,7 +70,7 @@ def camera_errors(estimate, truth_extrinsic, truth_intrinsic, points, surface) -
     uv, _ = project(points, camera.extrinsic, camera.intrinsic, "perspective")
     error = np.linalg.norm(uv - uv_true, axis=1) / camera.width
     return {
-        "azimuth_error": float(_angle_gap(estimate.azimuth, azimuth)),
+        "azimuth_error": float(angle_gap(estimate.azimuth, azimuth)),
         "elevation_error": abs(estimate.elevation - elevation),
         "sampling_error": float(np.median(error)),
     }

@@ -24,6 +24,7 @@ import torch.nn.functional as F
 
 from recon_core.checkpoint import CheckpointError, attach_viewpoint, load_checkpoint
 from recon_core.data import DatasetError, read_index, read_record
+from recon_core.geometry import angle_gap
 from recon_core.imaging import network_input
 from recon_core.viewpoint import (
     ViewpointConfig,
@@ -121,10 +122,6 @@ def train(
     return net.eval()
 
 
-def _angle_gap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.abs(np.remainder(a - b + 180.0, 360.0) - 180.0)
-
-
 @torch.no_grad()
 def evaluate(net: ViewpointNet, images: torch.Tensor, angles: np.ndarray) -> dict:
     """Azimuth and elevation errors of the most probable bins."""
@@ -137,7 +134,7 @@ def evaluate(net: ViewpointNet, images: torch.Tensor, angles: np.ndarray) -> dic
         e = np.asarray(config.elevations)[elevation.argmax(-1).numpy()]
         predicted.append(np.stack([a, e], 1))
     predicted = np.concatenate(predicted)
-    gap = _angle_gap(predicted[:, 0], angles[:, 0])
+    gap = angle_gap(predicted[:, 0], angles[:, 0])
     return {
         "views": len(angles),
         "azimuth_median_error": round(float(np.median(gap)), 2),
