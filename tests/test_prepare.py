@@ -245,6 +245,53 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny_args):
     assert len(after) == 3 and all(after[k] == v for k, v in before.items())
 
 
+def test_more_views_are_appended_to_finished_records(tmp_path, tiny_args):
+    out = tmp_path / "ds"
+    base = [
+        "--source",
+        "procedural",
+        "--categories",
+        "mug",
+        "--count",
+        "2",
+        "--workers",
+        "0",
+        "--out",
+        str(out),
+        *tiny_args,
+    ]
+    assert prepare.main(base) == 0  # tiny_args: 2 views
+    before = {e["id"]: read_record(out / e["file"])[0] for e in read_index(out)["records"]}
+    grown = base[:5] + ["3"] + base[6:] + ["--views", "4"]  # one more shape, two more views
+    assert prepare.main(grown) == 0
+    index = read_index(out)
+    assert index["summary"]["records"] == 3 and index["settings"]["render"]["views"] == 4
+    settings = json.loads((out / "prepare_settings.json").read_text())
+    assert settings["render"]["views"] == 4
+    for entry in index["records"]:
+        arrays, _ = read_record(out / entry["file"])
+        assert arrays["renders"].shape[0] == 4
+        assert arrays["render_extrinsics"].shape == (4, 4, 4)
+        assert arrays["render_intrinsics"].shape[0] == 4
+        old = before.get(entry["id"])
+        if old is None:
+            continue
+        for key, value in old.items():  # what was there stays, the first renders too
+            kept = arrays[key][: len(value)] if key.startswith("render") else arrays[key]
+            np.testing.assert_array_equal(kept, value, err_msg=key)
+        # the new cameras are new: no added view repeats an old one
+        poses = arrays["render_extrinsics"].reshape(4, -1)
+        assert np.min(np.abs(poses[2:, None] - poses[None, :2]).max(axis=-1)) > 1e-3
+        assert (arrays["renders"][2:, ..., 3] > 0).any(axis=(1, 2)).all()
+    added = [r for r in _log(out) if "views_added" in r]
+    assert sorted(r["views_added"] for r in added) == [2, 2]
+    mtimes = {p: p.stat().st_mtime_ns for p in (out / "records").glob("*.npz")}
+    assert prepare.main(grown) == 0  # nothing left to add
+    assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
+    with pytest.raises(SystemExit, match="may only grow"):
+        prepare.main(base[:5] + ["3"] + base[6:] + ["--views", "3"])
+
+
 def test_unknown_category_and_missing_folder_are_clear_errors(tmp_path, capsys):
     with pytest.raises(SystemExit, match="unknown procedural categories"):
         prepare.main(["--source", "procedural", "--categories", "dragon", "--out", str(tmp_path)])

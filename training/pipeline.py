@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from recon_core.data import record_path, split_of, write_record
+from recon_core.data import read_record, record_path, split_of, write_record
 from recon_core.geometry import fixed_views, sample_novel_views
 from training.meshes import MAX_FACES, MeshError, Shape, shape_from_file
 from training.render import RenderSettings, sample_input_cameras
@@ -105,9 +105,10 @@ class _StageClock:
         self.last = now
 
 
-def _shape_rng(settings: PrepareSettings, shape_id: str) -> np.random.Generator:
+def _shape_rng(settings: PrepareSettings, shape_id: str, *stream: int) -> np.random.Generator:
+    """The shape's random stream; ``stream`` names another one (views added later)."""
     digest = int.from_bytes(hashlib.sha256(shape_id.encode("utf-8")).digest()[:8], "little")
-    return np.random.default_rng([settings.seed, digest])
+    return np.random.default_rng([settings.seed, digest, *stream])
 
 
 def build_record(
@@ -248,3 +249,42 @@ def process_spec(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[
             "reason": f"{spec.id}: out of memory",
             "seconds": time.perf_counter() - start,
         }
+
+
+RENDER_KEYS = ("renders", "render_extrinsics", "render_intrinsics")
+"""The record arrays that hold its input renders, one row per view."""
+
+
+def add_views(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[str, Any]:
+    """Worker entry point when a finished dataset is rebuilt with a larger ``views``: render
+    the input views the shape's record lacks and append them. Its first renders and every
+    other array stay as they were, so figures measured on them stay comparable; the new
+    cameras come from a random stream of their own. Returns what `process_spec` does, with
+    ``views_added``; a record that already has the views is left untouched."""
+    start = time.perf_counter()
+    arrays, meta = read_record(record_path(Path(root), spec.id))
+    have = len(arrays["renders"])
+    missing = max(settings.render.views - have, 0)
+    stages: dict[str, float] = {}
+    result = {"id": spec.id, "status": "ok", "entry": index_entry(Path(root), meta)}
+    try:
+        if missing:
+            shape = load_shape(spec, settings.max_faces)
+            clock = _StageClock(stages)
+            stages["load"] = time.perf_counter() - start
+            rng = _shape_rng(settings, spec.id, have)
+            cameras = sample_input_cameras(missing, rng, settings.render)
+            renders, intrinsics = _renderer(settings).render(shape, cameras, rng)
+            clock.lap("render")
+            added = (renders, np.stack([c.extrinsic for c in cameras]), intrinsics)
+            for key, extra in zip(RENDER_KEYS, added, strict=True):
+                arrays[key] = np.concatenate([arrays[key], extra.astype(arrays[key].dtype)])
+            meta.pop("format_version", None)
+            write_record(Path(root), arrays, meta)
+            clock.lap("write")
+        result["views_added"] = missing
+    except (MeshError, ValueError, MemoryError) as exc:  # the record stays as it was
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        result["views_added"] = 0
+        result["warning"] = f"{spec.id}: kept its {have} views, could not add more ({reason})"
+    return dict(result, seconds=time.perf_counter() - start, stages=stages)

@@ -7,7 +7,9 @@
 The build is parallel (``--workers``, default: all cores), shows a progress bar with an ETA,
 skips broken meshes with a one-line reason in ``build_log.jsonl``, and resumes where it
 stopped when run again with the same ``--out``: finished records are kept, the index is
-rewritten from what is on disk.
+rewritten from what is on disk. Run again with a larger ``--views``, it renders the input
+views each finished record lacks and appends them (its other arrays and first renders stay
+as they were).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 from recon_core.data import atomic_write_bytes, record_path, write_index
 from recon_core.geometry import fixed_views
-from training.pipeline import PrepareSettings, ShapeSpec, process_spec, worker_init
+from training.pipeline import PrepareSettings, ShapeSpec, add_views, process_spec, worker_init
 from training.render import RenderSettings
 from training.sampling import OccupancySettings
 
@@ -141,22 +143,32 @@ def _write_dataset_index(out: Path, settings: PrepareSettings, log: dict[str, di
     return index
 
 
-def _check_settings(out: Path, settings: PrepareSettings) -> None:
+def _check_settings(out: Path, settings: PrepareSettings) -> int | None:
     """The first build records its settings; a resumed build must use the same ones (the
-    skip limit ``max_faces`` aside, which changes no record)."""
+    skip limit ``max_faces`` aside, which changes no record), or more input views: then the
+    old count is returned and the finished records get the views they lack."""
     path = out / "prepare_settings.json"
     text = json.dumps(settings.to_dict(), indent=1, sort_keys=True)
     if path.exists():
         old, new = json.loads(path.read_text("utf-8")), json.loads(text)
         old.pop("max_faces", None)
         new.pop("max_faces", None)
-        if old != new:
+        old_views, new_views = old["render"].pop("views"), new["render"].pop("views")
+        if old != new or new_views < old_views:
             raise SystemExit(
-                f"error: {out} was built with other settings (see {path}); "
-                "use a new --out folder or the same settings"
+                f"error: {out} was built with other settings (see {path}); use a new "
+                "--out folder or the same settings (--views may only grow)"
             )
-        return
-    atomic_write_bytes(path, lambda handle: handle.write(text.encode("utf-8")))
+        return old_views if new_views > old_views else None
+    _write_settings(out, settings)
+    return None
+
+
+def _write_settings(out: Path, settings: PrepareSettings) -> None:
+    text = json.dumps(settings.to_dict(), indent=1, sort_keys=True)
+    atomic_write_bytes(
+        out / "prepare_settings.json", lambda handle: handle.write(text.encode("utf-8"))
+    )
 
 
 def build_dataset(
@@ -167,25 +179,29 @@ def build_dataset(
     retry_skipped: bool = False,
     progress: bool = True,
 ) -> dict:
-    """Prepare every spec not yet done in ``out``; returns the written index."""
+    """Prepare every spec not yet done in ``out``; returns the written index. With more
+    ``views`` than ``out`` was built with, its finished records get the views they lack
+    (see `training.pipeline.add_views`) and the new count is recorded once all have them."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
-    _check_settings(out, settings)
+    old_views = _check_settings(out, settings)
     for stale in (out / "records").glob(".*.tmp"):  # left by a build that was killed
         stale.unlink()
     log_path = out / "build_log.jsonl"
     log = _read_log(log_path)
-    todo = []
+    todo, more_views = [], []
     for spec in specs:
         done = log.get(spec.id)
         if done and done["status"] == "ok" and record_path(out, spec.id).exists():
+            if old_views is not None:
+                more_views.append(spec)
             continue
         if done and done["status"] == "skipped" and not retry_skipped:
             continue
         todo.append(spec)
     bar = tqdm(
-        total=len(todo),
+        total=len(todo) + len(more_views),
         desc="preparing",
         unit="shape",
         disable=not progress,
@@ -194,29 +210,46 @@ def build_dataset(
     )
     counts: Counter = Counter()
 
+    finished = {spec.id for spec in more_views}
+
     def record(result: dict[str, Any]) -> None:
+        if result["status"] == "skipped" and result["id"] in finished:
+            # adding views crashed a worker: the finished record stays, as it was
+            reason = f"{result['reason']}; kept its views, could not add more"
+            result = dict(log[result["id"]], warning=reason, views_added=0)
         log[result["id"]] = result
         with open(log_path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(result) + "\n")
         counts[result["status"]] += 1
         if result["status"] == "skipped":
             bar.write(f"skipped {result['reason']}", file=sys.stderr)
+        if "warning" in result:
+            counts["warning"] += 1
+            bar.write(f"warning: {result['warning']}", file=sys.stderr)
         bar.set_postfix(ok=counts["ok"], skipped=counts["skipped"])
         bar.update(1)
         if (counts["ok"] + counts["skipped"]) % 25 == 0:
             _write_dataset_index(out, settings, log)
 
-    if workers <= 0:
-        for spec in todo:
-            record(process_spec(spec, settings, str(out)))
-    else:
-        _run_pool(todo, settings, out, workers, record)
+    for work, batch in ((add_views, more_views), (process_spec, todo)):
+        if workers <= 0:
+            for spec in batch:
+                record(work(spec, settings, str(out)))
+        elif batch:
+            _run_pool(batch, settings, out, workers, record, work)
     bar.close()
+    if old_views is not None and not counts["warning"]:
+        _write_settings(out, settings)  # every record has the views now
     return _write_dataset_index(out, settings, log)
 
 
 def _run_pool(
-    todo: list[ShapeSpec], settings: PrepareSettings, out: Path, workers: int, record
+    todo: list[ShapeSpec],
+    settings: PrepareSettings,
+    out: Path,
+    workers: int,
+    record,
+    work=process_spec,
 ) -> None:
     """Run specs in worker processes. A worker that dies (Blender can crash on a broken
     file) takes its pool with it: the pool is restarted and the shapes in flight are tried
@@ -235,7 +268,7 @@ def _run_pool(
             while source or running:
                 while source and len(running) < (1 if solo else 2 * workers):
                     spec = source.popleft()
-                    running[pool.submit(process_spec, spec, settings, str(out))] = spec
+                    running[pool.submit(work, spec, settings, str(out))] = spec
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
                 for future in finished:
                     result = future.result()  # raises BrokenProcessPool if a worker died
