@@ -220,21 +220,27 @@ def test_resume_after_a_kill_keeps_finished_records_and_completes(tmp_path, tiny
     assert not list((out / "records").glob(".*.tmp"))
 
 
-def test_resume_with_other_settings_is_refused(tmp_path, tiny_args):
-    out = tmp_path / "ds"
-    base = [
+def _mugs(out, count, tiny_args):
+    """Arguments that build ``count`` procedural mugs into ``out`` in this process; the
+    count is item 5."""
+    return [
         "--source",
         "procedural",
         "--categories",
         "mug",
         "--count",
-        "1",
+        str(count),
         "--workers",
         "0",
         "--out",
         str(out),
         *tiny_args,
     ]
+
+
+def test_resume_with_other_settings_is_refused(tmp_path, tiny_args):
+    out = tmp_path / "ds"
+    base = _mugs(out, 1, tiny_args)
     assert prepare.main(base) == 0
     with pytest.raises(SystemExit, match="other settings"):
         prepare.main(base + ["--novel-views", "5"])
@@ -247,19 +253,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny_args):
 
 def test_more_views_are_appended_to_finished_records(tmp_path, tiny_args):
     out = tmp_path / "ds"
-    base = [
-        "--source",
-        "procedural",
-        "--categories",
-        "mug",
-        "--count",
-        "2",
-        "--workers",
-        "0",
-        "--out",
-        str(out),
-        *tiny_args,
-    ]
+    base = _mugs(out, 2, tiny_args)
     assert prepare.main(base) == 0  # tiny_args: 2 views
     before = {e["id"]: read_record(out / e["file"])[0] for e in read_index(out)["records"]}
     grown = base[:5] + ["3"] + base[6:] + ["--views", "4"]  # one more shape, two more views
