@@ -39,6 +39,7 @@ import hashlib
 import json
 import os
 import tempfile
+import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -183,7 +184,7 @@ def read_record(path: str | Path, keys: Iterable[str] | None = None) -> tuple[Re
             meta = json.loads(str(data["meta"]))
             wanted = list(data.files) if keys is None else list(keys)
             arrays = {k: data[k] for k in wanted if k != "meta"}
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:  # truncated
         raise DatasetError(f"{path}: unreadable record ({exc})") from exc
     if meta.get("format_version") != FORMAT_VERSION:
         raise DatasetError(

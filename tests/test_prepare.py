@@ -251,7 +251,7 @@ def test_resume_with_other_settings_is_refused(tmp_path, tiny_args):
     assert len(after) == 3 and all(after[k] == v for k, v in before.items())
 
 
-def test_more_views_are_appended_to_finished_records(tmp_path, tiny_args):
+def test_more_views_are_appended_to_finished_records(tmp_path, tiny_args, capsys):
     out = tmp_path / "ds"
     base = _mugs(out, 2, tiny_args)
     assert prepare.main(base) == 0  # tiny_args: 2 views
@@ -284,6 +284,18 @@ def test_more_views_are_appended_to_finished_records(tmp_path, tiny_args):
     assert {p: p.stat().st_mtime_ns for p in mtimes} == mtimes
     with pytest.raises(SystemExit, match="may only grow"):
         prepare.main(base[:5] + ["3"] + base[6:] + ["--views", "3"])
+    # a record that cannot be read keeps its place; the others grow; the count stays 4
+    broken = out / index["records"][0]["file"]
+    broken.write_bytes(broken.read_bytes()[:1000])
+    capsys.readouterr()
+    assert prepare.main(base[:5] + ["3"] + base[6:] + ["--views", "5"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: {broken}: unreadable record" in err and "could not add more" in err
+    index = read_index(out)
+    assert index["summary"]["records"] == 3 and broken.read_bytes()[:1000] == broken.read_bytes()
+    for entry in index["records"][1:]:
+        assert read_record(out / entry["file"])[0]["renders"].shape[0] == 5
+    assert json.loads((out / "prepare_settings.json").read_text())["render"]["views"] == 4
 
 
 def test_unknown_category_and_missing_folder_are_clear_errors(tmp_path, capsys):

@@ -67,6 +67,16 @@ def test_record_round_trip(tmp_path):
     assert list(only) == ["fixed_depth"]
 
 
+def test_truncated_record_is_a_dataset_error(tmp_path):
+    arrays, _ = fake_arrays(np.random.default_rng(0))
+    path = data.write_record(tmp_path, arrays, {"id": "x", "uniform_count": 200})
+    whole = path.read_bytes()
+    for cut in (len(whole) // 2, 100, 0):
+        path.write_bytes(whole[:cut])
+        with pytest.raises(data.DatasetError, match=f"{path}: unreadable record"):
+            data.read_record(path)
+
+
 def test_record_missing_array_is_refused(tmp_path):
     arrays, _ = fake_arrays(np.random.default_rng(0))
     del arrays["voxels"]

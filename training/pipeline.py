@@ -260,9 +260,13 @@ def add_views(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[str
     the input views the shape's record lacks and append them. Its first renders and every
     other array stay as they were, so figures measured on them stay comparable; the new
     cameras come from a random stream of their own. Returns what `process_spec` does, with
-    ``views_added``; a record that already has the views is left untouched."""
+    ``views_added`` (and ``warning`` when none could be added); a record that already has the
+    views is left untouched, one that cannot be read is reported as skipped."""
     start = time.perf_counter()
-    arrays, meta = read_record(record_path(Path(root), spec.id))
+    try:
+        arrays, meta = read_record(record_path(Path(root), spec.id))
+    except ValueError as exc:  # DatasetError: the build keeps the record as it is
+        return {"id": spec.id, "status": "skipped", "reason": str(exc), "seconds": 0.0}
     have = len(arrays["renders"])
     missing = max(settings.render.views - have, 0)
     stages: dict[str, float] = {}

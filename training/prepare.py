@@ -214,7 +214,7 @@ def build_dataset(
 
     def record(result: dict[str, Any]) -> None:
         if result["status"] == "skipped" and result["id"] in finished:
-            # adding views crashed a worker: the finished record stays, as it was
+            # its record was unreadable or crashed a worker: the build keeps it as it was
             reason = f"{result['reason']}; kept its views, could not add more"
             result = dict(log[result["id"]], warning=reason, views_added=0)
         log[result["id"]] = result
