@@ -176,6 +176,7 @@ class Trainer:
         resume: bool = False,
         progress: bool = True,
         init: str | Path | None = None,
+        init_fresh: tuple[str, ...] = (),
     ):
         self.out = Path(out)
         self.data_root = Path(data)
@@ -206,8 +207,10 @@ class Trainer:
         self.optimizer = torch.optim.Adam(
             model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
+        if init_fresh and init is None:
+            raise TrainingError("--init-fresh needs --init: the model the rest comes from")
         if init is not None and self.resume_state is None:
-            self._load_init(init, config)
+            self._load_init(init, config, tuple(init_fresh))
         if self.resume_state is not None:
             model.load_state_dict(self.resume_state.model_state)
             self.optimizer.load_state_dict(self.resume_state.optim_state)
@@ -231,9 +234,14 @@ class Trainer:
         self.categories = self.train_set.categories
 
     # -- set-up ---------------------------------------------------------------------------
-    def _load_init(self, init: str | Path, config: TrainConfig) -> None:
+    def _load_init(
+        self, init: str | Path, config: TrainConfig, fresh: tuple[str, ...] = ()
+    ) -> None:
         """Start from a trained model's weights (a bundled name or a checkpoint path) with a
-        fresh optimizer: fine-tuning. Its model settings must be this config's."""
+        fresh optimizer: fine-tuning. Its model settings must be this config's, unless the
+        parts named in ``fresh`` (top-level modules, e.g. ``encoder``) start anew: then every
+        other weight must match in name and shape, and those parts may differ (a wider image
+        encoder on a trained decoder)."""
         from recon_core.registry import resolve_model
 
         try:
@@ -241,20 +249,46 @@ class Trainer:
             state = load_checkpoint(path)
         except (CheckpointError, ValueError, OSError) as exc:
             raise TrainingError(str(exc)) from exc
-        if state.config.method != config.method or state.config.model != config.model:
+        own = self.model.state_dict()
+        modules = {k.split(".", 1)[0] for k in own}
+        unknown = sorted(set(fresh) - modules)
+        if unknown:
+            raise TrainingError(
+                f"--init-fresh {unknown[0]}: no such part; this model has "
+                + ", ".join(sorted(modules))
+            )
+        if state.config.method != config.method or (
+            not fresh and state.config.model != config.model
+        ):
             raise TrainingError(
                 f"{path}: its model is not this config's ({state.config.method} "
                 f"{state.config.model}); start from a model trained with the same preset"
             )
+
+        def kept(key: str) -> bool:
+            return key.split(".", 1)[0] not in fresh
+
         # IM-NET's shape encoder exists only when some stage trains through it: an end-to-end
         # fine-tune of a two-stage model drops it, a two-stage run from another starts it fresh
-        weights = {k: v.float() for k, v in state.model_state.items()}
+        weights = {k: v.float() for k, v in state.model_state.items() if kept(k)}
+        for key, value in weights.items():
+            if key in own and own[key].shape != value.shape:
+                raise TrainingError(
+                    f"{path}: {key} is {tuple(value.shape)} there, {tuple(own[key].shape)} "
+                    "here; start that part fresh (--init-fresh) or keep its settings"
+                )
         missing, unexpected = self.model.load_state_dict(weights, strict=False)
-        mismatched = [k for k in missing + unexpected if not k.startswith("shape_encoder.")]
+        mismatched = [
+            k for k in missing + unexpected if kept(k) and not k.startswith("shape_encoder.")
+        ]
         if mismatched:
             raise TrainingError(f"{path}: weights do not match its config ({mismatched[0]})")
         if self.rank == 0:
-            print(f"starting from the weights of {path}", file=sys.stderr)
+            print(
+                f"starting from the weights of {path}"
+                + (f" ({', '.join(fresh)} fresh)" if fresh else ""),
+                file=sys.stderr,
+            )
 
     def _load_resume(self, config: TrainConfig) -> TrainConfig:
         path = self.out / "last.safetensors"

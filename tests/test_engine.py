@@ -185,6 +185,35 @@ def test_init_starts_from_another_models_weights_and_refuses_another_model(
     assert "its model is not this config's" in capsys.readouterr().err
 
 
+def test_init_fresh_starts_a_wider_encoder_on_the_trained_decoder(tiny_dataset, tmp_path, capsys):
+    first = tmp_path / "first"
+    assert _train(tiny_dataset, first, "--set", "stages.0.steps=5") == 0
+    one_tiny_step = ["--set", "stages.0.steps=1", "--set", "optim.lr=1e-12"]
+    init = ["--init", str(first / "model.safetensors")]
+    wider = ["--set", "model.encoder_width=12"]  # the smoke preset's is 8
+    assert _train(tiny_dataset, tmp_path / "refused", *one_tiny_step, *init, *wider) == 2
+    assert "its model is not this config's" in capsys.readouterr().err
+    out = tmp_path / "wide"
+    assert _train(tiny_dataset, out, *one_tiny_step, *init, *wider, "--init-fresh", "encoder") == 0
+    assert "(encoder fresh)" in capsys.readouterr().err
+    before, after = _weights(first / "model.safetensors"), _weights(out / "model.safetensors")
+    decoder = [k for k in before if k.startswith("model/decoder.")]
+    assert decoder and all(torch.allclose(before[k], after[k], atol=1e-8) for k in decoder)
+    encoder = [k for k in after if k.startswith("model/encoder.") and after[k].ndim == 4]
+    assert encoder and any(before[k].shape != after[k].shape for k in encoder)
+    # a part left out of --init-fresh must match; a part that does not exist is named
+    latent = ["--set", "model.latent_dim=24", "--init-fresh", "encoder"]
+    assert _train(tiny_dataset, tmp_path / "latent", *one_tiny_step, *init, *latent) == 2
+    assert "start that part fresh (--init-fresh)" in capsys.readouterr().err
+    nothing = ["--init-fresh", "nothing"]
+    assert _train(tiny_dataset, tmp_path / "nothing", *one_tiny_step, *init, *nothing) == 2
+    assert "--init-fresh nothing: no such part; this model has decoder, encoder" in (
+        capsys.readouterr().err
+    )
+    assert _train(tiny_dataset, tmp_path / "alone", *one_tiny_step, "--init-fresh", "encoder") == 2
+    assert "--init-fresh needs --init" in capsys.readouterr().err
+
+
 def test_resumed_run_reaches_the_same_weights_bit_for_bit(tiny_dataset, tmp_path):
     steps = ["--set", "stages.0.steps=160", "--set", "checkpoint_every=20"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

@@ -56,6 +56,14 @@ def _parser() -> argparse.ArgumentParser:
         help="start from this model's weights (a bundled name such as implicit, or a "
         "checkpoint) to fine-tune it, e.g. on your own category; same preset needed",
     )
+    parser.add_argument(
+        "--init-fresh",
+        metavar="PART",
+        action="append",
+        default=[],
+        help="with --init: start this part of the model anew (e.g. encoder), so that its "
+        "settings may differ, as for a wider image encoder on a trained decoder",
+    )
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, mps")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -86,6 +94,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             args.resume,
             progress=not args.no_progress,
             init=args.init,
+            init_fresh=tuple(args.init_fresh),
         )
         metrics = trainer.fit()
     except (ConfigError, TrainingError, ValueError) as exc:
