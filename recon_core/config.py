@@ -79,6 +79,10 @@ class ImplicitModelConfig:
     """Residual decoder: number of residual blocks."""
     conditioning: Literal["concat", "film"] = "film"
     """Residual decoder: how z conditions the blocks."""
+    shape_encoder_width: int = field(default=0, metadata={"optional": True})
+    """IM-NET's voxel encoder (the two-stage route's shape autoencoder): channels of its first
+    stage; 0 takes ``encoder_width``. Set it to keep a trained shape autoencoder while the
+    image encoder is widened (``--init-fresh encoder``)."""
 
 
 ModelConfig = PointCloudModelConfig | ImplicitModelConfig

@@ -214,6 +214,20 @@ def test_init_fresh_starts_a_wider_encoder_on_the_trained_decoder(tiny_dataset, 
     assert "--init-fresh needs --init" in capsys.readouterr().err
 
 
+def test_shape_encoder_width_is_its_own_when_set_and_old_configs_still_load():
+    from recon_core.methods.implicit import build_implicit_network
+
+    model = cfg.ImplicitModelConfig(latent_dim=16, encoder_width=12, shape_encoder_width=8)
+    network = build_implicit_network(model, shape_encoder=True)
+    assert network.shape_encoder.blocks[0].out_channels == 8
+    assert network.encoder.state_dict()["stem.0.weight"].shape[0] == 12
+    default = build_implicit_network(cfg.ImplicitModelConfig(latent_dim=16), shape_encoder=True)
+    assert default.shape_encoder.blocks[0].out_channels == 32  # encoder_width
+    stored = cfg.to_dict(cfg.preset("implicit"))
+    del stored["model"]["shape_encoder_width"]  # as checkpoints written before it existed
+    assert cfg.from_dict(stored).model.shape_encoder_width == 0
+
+
 def test_resumed_run_reaches_the_same_weights_bit_for_bit(tiny_dataset, tmp_path):
     steps = ["--set", "stages.0.steps=160", "--set", "checkpoint_every=20"]
     env = dict(os.environ, OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")

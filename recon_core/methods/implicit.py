@@ -31,7 +31,7 @@ def build_implicit_network(
     model: ImplicitModelConfig, shape_encoder: bool = False
 ) -> ImplicitNetwork:
     """The image encoder and decoder; with ``shape_encoder``, also IM-NET's voxel encoder
-    (at the image encoder's base width, as IM-NET's 32)."""
+    (at the image encoder's base width, as IM-NET's 32, unless ``shape_encoder_width``)."""
     encoder = ResNetEncoder(model.latent_dim, model.encoder_width)
     if model.decoder == "imnet":
         decoder = IMNetDecoder(model.latent_dim, model.decoder_hidden)
@@ -39,7 +39,8 @@ def build_implicit_network(
         decoder = ResidualDecoder(
             model.latent_dim, model.decoder_hidden[0], model.decoder_blocks, model.conditioning
         )
-    voxels = VoxelEncoder(model.latent_dim, model.encoder_width) if shape_encoder else None
+    width = model.shape_encoder_width or model.encoder_width
+    voxels = VoxelEncoder(model.latent_dim, width) if shape_encoder else None
     return ImplicitNetwork(encoder, decoder, voxels)
 
 
