@@ -23,6 +23,7 @@ __all__ = [
     "MESH_SUFFIXES",
     "load_mesh_file",
     "clean_triangles",
+    "first_line",
     "source_transform",
     "shape_from_file",
 ]
@@ -61,6 +62,11 @@ class Shape:
     render_file: Path | None = None
     file_to_object: np.ndarray = field(default_factory=lambda: np.eye(4))
     meta: dict[str, Any] = field(default_factory=dict)
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message cut to one line for a one-line reason (its type if empty)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def clean_triangles(
@@ -113,8 +119,7 @@ def load_mesh_file(
     except MeshError:
         raise
     except Exception as exc:  # trimesh raises many types for broken files
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise MeshError(f"{path}: unreadable mesh ({reason})") from exc
+        raise MeshError(f"{path}: unreadable mesh ({first_line(exc)})") from exc
     vertices = np.asarray(getattr(loaded, "vertices", np.zeros((0, 3))), dtype=np.float64)
     faces = np.asarray(getattr(loaded, "faces", np.zeros((0, 3))), dtype=np.int64)
     colors = None

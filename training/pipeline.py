@@ -13,7 +13,7 @@ import numpy as np
 
 from recon_core.data import read_record, record_path, split_of, write_record
 from recon_core.geometry import fixed_views, sample_novel_views
-from training.meshes import MAX_FACES, MeshError, Shape, shape_from_file
+from training.meshes import MAX_FACES, MeshError, Shape, first_line, shape_from_file
 from training.render import RenderSettings, sample_input_cameras
 from training.sampling import (
     OccupancySettings,
@@ -235,11 +235,10 @@ def process_spec(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[
             "stages": stages,
         }
     except (MeshError, ValueError) as exc:
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         return {
             "id": spec.id,
             "status": "skipped",
-            "reason": reason,
+            "reason": first_line(exc),
             "seconds": time.perf_counter() - start,
         }
     except MemoryError:
@@ -283,12 +282,12 @@ def add_views(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[str
             added = (renders, np.stack([c.extrinsic for c in cameras]), intrinsics)
             for key, extra in zip(RENDER_KEYS, added, strict=True):
                 arrays[key] = np.concatenate([arrays[key], extra.astype(arrays[key].dtype)])
-            meta.pop("format_version", None)
-            write_record(Path(root), arrays, meta)
+            write_record(Path(root), arrays, meta)  # it sets the format version again
             clock.lap("write")
         result["views_added"] = missing
     except (MeshError, ValueError, MemoryError) as exc:  # the record stays as it was
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         result["views_added"] = 0
-        result["warning"] = f"{spec.id}: kept its {have} views, could not add more ({reason})"
+        result["warning"] = (
+            f"{spec.id}: kept its {have} views, could not add more ({first_line(exc)})"
+        )
     return dict(result, seconds=time.perf_counter() - start, stages=stages)

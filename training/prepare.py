@@ -148,9 +148,8 @@ def _check_settings(out: Path, settings: PrepareSettings) -> int | None:
     skip limit ``max_faces`` aside, which changes no record), or more input views: then the
     old count is returned and the finished records get the views they lack."""
     path = out / "prepare_settings.json"
-    text = json.dumps(settings.to_dict(), indent=1, sort_keys=True)
     if path.exists():
-        old, new = json.loads(path.read_text("utf-8")), json.loads(text)
+        old, new = json.loads(path.read_text("utf-8")), json.loads(_settings_text(settings))
         old.pop("max_faces", None)
         new.pop("max_faces", None)
         old_views, new_views = old["render"].pop("views"), new["render"].pop("views")
@@ -164,11 +163,14 @@ def _check_settings(out: Path, settings: PrepareSettings) -> int | None:
     return None
 
 
+def _settings_text(settings: PrepareSettings) -> str:
+    """``prepare_settings.json`` as the build writes it."""
+    return json.dumps(settings.to_dict(), indent=1, sort_keys=True)
+
+
 def _write_settings(out: Path, settings: PrepareSettings) -> None:
-    text = json.dumps(settings.to_dict(), indent=1, sort_keys=True)
-    atomic_write_bytes(
-        out / "prepare_settings.json", lambda handle: handle.write(text.encode("utf-8"))
-    )
+    data = _settings_text(settings).encode("utf-8")
+    atomic_write_bytes(out / "prepare_settings.json", lambda handle: handle.write(data))
 
 
 def build_dataset(
