@@ -185,6 +185,46 @@ def test_training_attaches_it_and_bundling_keeps_it(tiny_dataset, tmp_path, caps
     assert Reconstructor(out / "tiny.safetensors", "cpu").viewpoint is not None
 
 
+def test_an_estimator_is_copied_from_another_model_unchanged(tmp_path, capsys):
+    from training import viewpoint as viewpoint_cli
+
+    source = octahedron_model(tmp_path / "source.safetensors")
+    config = ViewpointConfig(input_size=32, width=4)
+    net = ViewpointNet(config)
+    attach_viewpoint(source, config.to_dict(), net.state_dict(), {"steps": 7})
+    target = octahedron_model(tmp_path / "target.safetensors", shift=0.1)
+    weights = load_checkpoint(target).model_state
+    bare = octahedron_model(tmp_path / "bare.safetensors")
+    # a source without an estimator, or a target that does not validate: nothing is written
+    before = target.read_bytes()
+    assert viewpoint_cli.main(["--from", str(bare), "--attach", str(target)]) == 1
+    assert "bare.safetensors: carries no viewpoint estimator" in capsys.readouterr().err
+    missing = tmp_path / "missing.safetensors"
+    assert (
+        viewpoint_cli.main(
+            ["--from", str(source), "--attach", str(target), "--attach", str(missing)]
+        )
+        == 1
+    )
+    assert "missing.safetensors" in capsys.readouterr().err
+    assert target.read_bytes() == before
+    with pytest.raises(SystemExit):  # training and copying at once is refused
+        viewpoint_cli.main(
+            ["--from", str(source), "--data", str(tmp_path), "--attach", str(target)]
+        )
+    capsys.readouterr()
+
+    assert viewpoint_cli.main(["--from", str(source), "--attach", str(target)]) == 0
+    copied, original = load_checkpoint(target), load_checkpoint(source)
+    assert copied.info["viewpoint"]["layout"] == original.info["viewpoint"]["layout"]
+    assert copied.info["viewpoint"]["metrics"] == {"steps": 7, "copied_from": "source.safetensors"}
+    for name, value in original.viewpoint_state.items():
+        assert torch.equal(copied.viewpoint_state[name], value), name
+    for name, value in weights.items():  # the target's own model is untouched
+        assert torch.equal(copied.model_state[name], value), name
+    assert Reconstructor(target, "cpu").viewpoint is not None
+
+
 def test_an_estimator_layout_without_its_weights_is_refused(tmp_path):
     from safetensors import safe_open
     from safetensors.torch import load_file, save_file

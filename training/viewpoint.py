@@ -9,6 +9,12 @@ Trains on the train split of ``--data`` (every input render, mirrored too: a pic
 flipped left to right is the mirrored object seen from azimuth -a), evaluates on the val
 split of ``--eval-data`` (every render) and writes the estimator, with its metrics, into
 each ``--attach`` checkpoint (rewritten atomically; its model weights are untouched).
+
+    python -m training.viewpoint --from implicit --attach runs/mine/model.safetensors
+
+copies the estimator of another checkpoint (a bundled or user model name, or a path)
+instead of training one: it reads only the picture, so a model fine-tuned from a bundled
+one, or trained on the same renders, can carry the bundled estimator as it is.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ from recon_core.checkpoint import CheckpointError, attach_viewpoint, load_checkp
 from recon_core.data import DatasetError, read_index, read_record
 from recon_core.geometry import angle_gap
 from recon_core.imaging import network_input
+from recon_core.registry import resolve_model
 from recon_core.viewpoint import (
     ViewpointConfig,
     ViewpointNet,
@@ -153,7 +160,13 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--data", required=True, type=Path, help="dataset to train on")
+    parser.add_argument("--data", type=Path, help="dataset to train on")
+    parser.add_argument(
+        "--from",
+        dest="source",
+        metavar="MODEL",
+        help="copy the estimator attached to this model (name or path) instead of training one",
+    )
     parser.add_argument(
         "--eval-data", type=Path, help="dataset with the val and test splits (default --data)"
     )
@@ -165,6 +178,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--width", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
+    if (args.data is None) == (args.source is None):
+        parser.error("give either --data (train an estimator) or --from MODEL (copy one)")
+    if args.source is not None:
+        return _copy(args.source, args.attach)
     config = ViewpointConfig(width=args.width)
     try:
         for path in args.attach:  # refuse before training, not after
@@ -185,17 +202,39 @@ def main(argv: list[str] | None = None) -> int:
     for split, (split_images, split_angles) in held_out.items():
         metrics[split] = evaluate(net, split_images, split_angles)
         print(f"{split}: {metrics[split]}", flush=True)
-    for path in args.attach:
+    return _attach(args.attach, config.to_dict(), net.state_dict(), metrics)
+
+
+def _attach(targets: list[Path], layout: dict, state: dict, metrics: dict) -> int:
+    """Write the estimator into every target checkpoint; 1 on the first that fails."""
+    for path in targets:
         try:
-            attach_viewpoint(path, config.to_dict(), net.state_dict(), metrics)
+            attach_viewpoint(path, layout, state, metrics)
         except CheckpointError as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
         print(f"attached to {path}", flush=True)
-    for folder in {path.parent for path in args.attach}:
+    for folder in {path.parent for path in targets}:
         if (folder / "MODELS.md").exists():  # a bundled models folder: its sizes changed
             write_models_readme(folder)
     return 0
+
+
+def _copy(source: str, targets: list[Path]) -> int:
+    """Attach the estimator of ``source`` (a model name or path) to ``targets``."""
+    try:
+        path = resolve_model(source)
+        checkpoint = load_checkpoint(path)
+        if checkpoint.viewpoint_state is None:
+            raise CheckpointError(f"{path}: carries no viewpoint estimator to copy")
+        for target in targets:  # refuse before writing any
+            load_checkpoint(target)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    stored = checkpoint.info["viewpoint"]
+    metrics = dict(stored["metrics"], copied_from=path.name)
+    return _attach(targets, stored["layout"], checkpoint.viewpoint_state, metrics)
 
 
 if __name__ == "__main__":
