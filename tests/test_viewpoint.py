@@ -212,7 +212,9 @@ def test_an_estimator_is_copied_from_another_model_unchanged(tmp_path, capsys):
         viewpoint_cli.main(
             ["--from", str(source), "--data", str(tmp_path), "--attach", str(target)]
         )
-    capsys.readouterr()
+    with pytest.raises(SystemExit):  # a copy to nowhere
+        viewpoint_cli.main(["--from", str(source)])
+    assert "--from needs --attach" in capsys.readouterr().err
 
     assert viewpoint_cli.main(["--from", str(source), "--attach", str(target)]) == 0
     copied, original = load_checkpoint(target), load_checkpoint(source)

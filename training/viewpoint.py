@@ -181,6 +181,8 @@ def main(argv: list[str] | None = None) -> int:
     if (args.data is None) == (args.source is None):
         parser.error("give either --data (train an estimator) or --from MODEL (copy one)")
     if args.source is not None:
+        if not args.attach:
+            parser.error("--from needs --attach CHECKPOINT: where to copy the estimator to")
         return _copy(args.source, args.attach)
     config = ViewpointConfig(width=args.width)
     try:
