@@ -28,7 +28,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["LOWER_IS_BETTER", "MetricComparison", "compare", "load_shapes", "main"]
+__all__ = [
+    "LOWER_IS_BETTER",
+    "CompareError",
+    "MetricComparison",
+    "compare",
+    "load_shapes",
+    "main",
+    "table",
+]
 
 LOWER_IS_BETTER = frozenset(
     {"accuracy", "completeness", "chamfer_l1", "pred_to_gt_x100", "gt_to_pred_x100"}
