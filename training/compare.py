@@ -28,6 +28,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from training.evaluate import PER_SHAPE_LABELS
+
 __all__ = [
     "LOWER_IS_BETTER",
     "CompareError",
@@ -42,8 +44,6 @@ LOWER_IS_BETTER = frozenset(
     {"accuracy", "completeness", "chamfer_l1", "pred_to_gt_x100", "gt_to_pred_x100"}
 )
 """Metrics where a smaller figure is the better one (distances); every other is higher-better."""
-
-_NOT_METRICS = frozenset({"id", "category", "retrieved", "lowered_iso", "silhouette_iou"})
 
 
 class CompareError(ValueError):
@@ -123,7 +123,7 @@ def compare(base: dict[str, dict], new: dict[str, dict]) -> list[MetricCompariso
     metrics = [
         key
         for key in base[common[0]]
-        if key not in _NOT_METRICS and any(key in new[i] for i in common)
+        if key not in PER_SHAPE_LABELS and any(key in new[i] for i in common)
     ]
     rows = []
     for metric in metrics:

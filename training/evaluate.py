@@ -39,7 +39,7 @@ from recon_core.extraction import ExtractionError, Mesh, iso_level_logit
 from recon_core.metrics import iou, pointcloud_metrics, surface_metrics
 from recon_core.visualize import depth_image, hstack
 
-__all__ = ["main", "evaluate", "cell"]
+__all__ = ["PER_SHAPE_LABELS", "main", "evaluate", "cell"]
 
 SURFACE_SAMPLES = 100_000
 
@@ -342,9 +342,12 @@ def cell(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
+PER_SHAPE_LABELS = frozenset({"id", "category", "retrieved", "lowered_iso"})
+"""Keys of a per-shape result that name or describe the shape rather than score it."""
+
+
 def _summarise(per_shape: list[dict]) -> dict:
-    skip = ("id", "category", "retrieved", "lowered_iso")
-    keys = [k for k in per_shape[0] if k not in skip]
+    keys = [k for k in per_shape[0] if k not in PER_SHAPE_LABELS]
     by_category = defaultdict(list)
     for r in per_shape:
         by_category[r["category"]].append(r)

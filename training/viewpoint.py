@@ -180,14 +180,18 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if (args.data is None) == (args.source is None):
         parser.error("give either --data (train an estimator) or --from MODEL (copy one)")
+    if args.source is not None and not args.attach:
+        parser.error("--from needs --attach CHECKPOINT: where to copy the estimator to")
+    try:
+        for path in args.attach:  # refuse before training or copying, not after
+            load_checkpoint(path)
+    except CheckpointError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     if args.source is not None:
-        if not args.attach:
-            parser.error("--from needs --attach CHECKPOINT: where to copy the estimator to")
         return _copy(args.source, args.attach)
     config = ViewpointConfig(width=args.width)
     try:
-        for path in args.attach:  # refuse before training, not after
-            load_checkpoint(path)
         images, angles = load_views(args.data, "train", config.input_size)
         held_out = {}
         for split in ("val", "test"):
@@ -195,7 +199,7 @@ def main(argv: list[str] | None = None) -> int:
                 held_out[split] = load_views(args.eval_data or args.data, split, config.input_size)
             except EmptySplit:
                 print(f"no {split} records to evaluate on", flush=True)
-    except (DatasetError, CheckpointError) as exc:
+    except DatasetError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"{len(images)} training views ({args.data})", flush=True)
@@ -223,14 +227,13 @@ def _attach(targets: list[Path], layout: dict, state: dict, metrics: dict) -> in
 
 
 def _copy(source: str, targets: list[Path]) -> int:
-    """Attach the estimator of ``source`` (a model name or path) to ``targets``."""
+    """Attach the estimator of ``source`` (a model name or path) to ``targets`` (already
+    checked to load)."""
     try:
         path = resolve_model(source)
         checkpoint = load_checkpoint(path)
         if checkpoint.viewpoint_state is None:
             raise CheckpointError(f"{path}: carries no viewpoint estimator to copy")
-        for target in targets:  # refuse before writing any
-            load_checkpoint(target)
     except CheckpointError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
