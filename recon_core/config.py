@@ -144,6 +144,9 @@ class StageConfig:
     """BatchNorm layers normalise with their running statistics (and stop updating them)
     in this stage, as they do at inference on one picture: trained on each batch's own
     statistics only, the network's inference output differs from what it learned."""
+    frozen: list[str] = field(default_factory=list, metadata={"optional": True})
+    """Top-level parts of the network (e.g. ``decoder``) that neither learn nor update
+    BatchNorm statistics in this stage; gradients still flow through them to the rest."""
 
 
 @dataclass

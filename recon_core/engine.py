@@ -33,7 +33,7 @@ import torch
 import torch.distributed as dist
 
 from recon_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from recon_core.config import TrainConfig, config_json, from_dict
+from recon_core.config import StageConfig, TrainConfig, config_json, from_dict
 from recon_core.data import PreparedDataset, atomic_write_bytes, read_index
 from recon_core.methods import METHODS
 
@@ -140,13 +140,37 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def _train_mode(model: torch.nn.Module, frozen_batchnorm: bool) -> None:
-    """Training mode, with BatchNorm layers in inference mode where the stage says so."""
+def _train_mode(model: torch.nn.Module, stage: StageConfig) -> None:
+    """Training mode, with BatchNorm layers in inference mode where the stage says so, and
+    the stage's frozen parts in inference mode without gradients for their parameters."""
     model.train()
-    if frozen_batchnorm:
+    if stage.frozen_batchnorm:
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
+    network = (
+        model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
+    )
+    for name, part in network.named_children():
+        frozen = name in stage.frozen
+        if frozen:
+            part.eval()
+        for parameter in part.parameters():
+            parameter.requires_grad_(not frozen)
+
+
+def _check_frozen(config: TrainConfig, network: torch.nn.Module, distributed: bool) -> None:
+    """Each stage's frozen parts name parts of the network (one process only)."""
+    parts = [name for name, _ in network.named_children()]
+    for k, stage in enumerate(config.stages):
+        unknown = sorted(set(stage.frozen) - set(parts))
+        if unknown:
+            raise TrainingError(
+                f"stage {k} ({stage.name}): frozen names {unknown}, which the "
+                f"{config.method} network does not have; its parts are {parts}"
+            )
+        if stage.frozen and distributed:
+            raise TrainingError(f"stage {k} ({stage.name}): frozen parts train on one process only")
 
 
 def _to_device(batch: dict, device: torch.device) -> dict:
@@ -203,6 +227,7 @@ class Trainer:
         self._check_data()
         torch.manual_seed(config.seed)
         model = self.method.build_model().to(self.device)
+        _check_frozen(config, model, self.distributed)
         self.model = model
         self.optimizer = torch.optim.Adam(
             model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
@@ -498,7 +523,7 @@ class Trainer:
         for batch in loader:
             k, _ = _stage_at(config, step)
             stage = config.stages[k]
-            _train_mode(self.model, stage.frozen_batchnorm)
+            _train_mode(self.model, stage)
             lr = learning_rate(config, step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr

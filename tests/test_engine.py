@@ -214,6 +214,30 @@ def test_init_fresh_starts_a_wider_encoder_on_the_trained_decoder(tiny_dataset, 
     assert "--init-fresh needs --init" in capsys.readouterr().err
 
 
+def test_a_frozen_part_keeps_its_weights_and_statistics_while_the_rest_learns(
+    tiny_dataset, tmp_path, capsys
+):
+    first = tmp_path / "first"
+    assert _train(tiny_dataset, first, "--set", "stages.0.steps=3") == 0
+    init = ["--init", str(first / "model.safetensors"), "--set", "stages.0.steps=3"]
+    before = _weights(first / "model.safetensors")
+    for frozen, learning in (("decoder", "encoder"), ("encoder", "decoder")):
+        out = tmp_path / frozen
+        assert _train(tiny_dataset, out, *init, "--set", f'stages.0.frozen=["{frozen}"]') == 0
+        after = _weights(out / "model.safetensors")
+        kept = [k for k in before if k.startswith(f"model/{frozen}.")]
+        assert kept and all(torch.equal(before[k], after[k]) for k in kept), frozen
+        if frozen == "encoder":  # its BatchNorm statistics as well as its weights
+            assert any(k.endswith("running_mean") for k in kept)
+        moved = [k for k in before if k.startswith(f"model/{learning}.") and before[k].ndim > 1]
+        assert moved and any(not torch.equal(before[k], after[k]) for k in moved), learning
+    code = _train(tiny_dataset, tmp_path / "unknown", *init, "--set", 'stages.0.frozen=["head"]')
+    assert code == 2
+    assert "frozen names ['head'], which the implicit network does not have" in (
+        capsys.readouterr().err
+    )
+
+
 def test_shape_encoder_width_is_its_own_when_set_and_old_configs_still_load():
     from recon_core.methods.implicit import build_implicit_network
 
