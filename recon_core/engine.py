@@ -140,23 +140,22 @@ def learning_rate(config: TrainConfig, step: int) -> float:
     return peak * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
 
 
-def _train_mode(model: torch.nn.Module, stage: StageConfig) -> None:
-    """Training mode, with BatchNorm layers in inference mode where the stage says so, and
-    the stage's frozen parts in inference mode without gradients for their parameters."""
+def _train_mode(model: torch.nn.Module, network: torch.nn.Module, stage: StageConfig) -> None:
+    """Training mode (``model``, which may wrap ``network``), with BatchNorm layers and the
+    stage's frozen parts of ``network`` in inference mode where the stage says so."""
     model.train()
     if stage.frozen_batchnorm:
         for module in model.modules():
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
-    network = (
-        model.module if isinstance(model, torch.nn.parallel.DistributedDataParallel) else model
-    )
+    for name in stage.frozen:
+        getattr(network, name).eval()
+
+
+def _freeze(network: torch.nn.Module, stage: StageConfig) -> None:
+    """Gradients for every part of ``network`` but the stage's frozen ones (stage start)."""
     for name, part in network.named_children():
-        frozen = name in stage.frozen
-        if frozen:
-            part.eval()
-        for parameter in part.parameters():
-            parameter.requires_grad_(not frozen)
+        part.requires_grad_(name not in stage.frozen)
 
 
 def _check_frozen(config: TrainConfig, network: torch.nn.Module, distributed: bool) -> None:
@@ -520,10 +519,14 @@ class Trainer:
                 dynamic_ncols=True,
             )
         step, last_terms, tick, seen = self.start_step, {}, time.perf_counter(), 0
+        current = None
         for batch in loader:
             k, _ = _stage_at(config, step)
             stage = config.stages[k]
-            _train_mode(self.model, stage)
+            if k != current:
+                _freeze(self.network, stage)
+                current = k
+            _train_mode(self.model, self.network, stage)
             lr = learning_rate(config, step)
             for group in self.optimizer.param_groups:
                 group["lr"] = lr
