@@ -4,10 +4,11 @@ import json
 
 import numpy as np
 import pytest
+from helpers import octahedron_model
 
 from recon_core.data import read_index, read_record
 from recon_core.metrics import surface_metrics
-from training import oracle
+from training import figures, oracle
 from training.evaluate import _defined_iou, _uniform_samples
 from training.retrieval import SilhouetteIndex
 
@@ -115,3 +116,16 @@ def test_bad_inputs_are_one_line_errors(tiny_dataset, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert err == f"error: {held}: no records in the train split to choose from"
     assert not report.exists()
+
+
+def test_the_nearest_figure_shows_network_nearest_shape_and_truth(tiny_dataset, tmp_path):
+    records = read_index(tiny_dataset)["records"]
+    data = _dataset(tiny_dataset, tmp_path / "data", test_ids=(records[0]["id"],))
+    oracle.nearest_training_shapes(data, data, "test", tmp_path / "report", progress=False)
+    model = octahedron_model(tmp_path / "octahedron.safetensors")
+    image = figures.nearest(str(model), data, tmp_path / "report", [records[0]["id"]])
+    assert image.shape == (256, 4 * 256, 3)
+    for tile in np.split(image, 4, axis=1):
+        assert (tile.min(axis=2) < 200).mean() > 0.02  # something drawn on the white
+    with pytest.raises(ValueError, match="no shape 'nope'"):
+        figures.nearest(str(model), data, tmp_path / "report", ["nope"])

@@ -9,6 +9,12 @@
 and 256^3 from one latent code (the encoder runs once), each rendered from the same
 viewpoint with its face count.
 
+``nearest``: for shapes of an oracle report (`training.oracle`), the input render, the
+model's mesh, the nearest training shape by IoU and the truth, each with its IoU.
+
+    python -m training.figures nearest --model implicit --data data/sweethome3d \
+        --oracle reports/oracle-test --shapes ID ID ... --out docs/nearest.png
+
 ``consistency``: for the first shapes of a prepared dataset, a point-cloud model's input
 render, its cloud with every positive-mask point, the cloud the fixed views' silhouettes
 agree on (`recon3d reconstruct --consistency 0`), and the true surface points.
@@ -23,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["resolutions", "consistency", "main"]
+__all__ = ["resolutions", "consistency", "nearest", "main"]
 
 _SIZE = 256
 
@@ -92,16 +98,67 @@ def consistency(model: str, data: Path, count: int = 4) -> np.ndarray:
     return np.concatenate(rows, axis=0)
 
 
+def nearest(model: str, data: Path, oracle: Path, shapes: list[str]) -> np.ndarray:
+    """One row per shape id: input render | the model's mesh at 128^3 | the nearest training
+    shape by IoU (from the oracle report) | the truth, each labelled with its IoU."""
+    import json
+
+    from PIL import Image, ImageDraw
+
+    from recon_core.data import read_index, read_record
+    from recon_core.inference import Reconstructor
+    from recon_core.preview import preview_camera, render_splats, sample_mesh
+    from training.evaluate import _contains, _defined_iou, _uniform_samples
+
+    report = json.loads((oracle / "metrics.json").read_text("utf-8"))
+    chosen = {r["id"]: r for r in report["by_iou"]["per_shape"]}
+    train_data = Path(report["train_data"])
+    train_files = {r["id"]: r["file"] for r in read_index(train_data)["records"]}
+    files = {r["id"]: r["file"] for r in read_index(data)["records"]}
+    reconstructor = Reconstructor(model, "cpu")
+    if reconstructor.config.method != "implicit":
+        raise ValueError(f"{model}: the nearest figure needs an implicit model")
+    camera = preview_camera(30.0, 20.0, _SIZE)
+    rows = []
+    for shape_id in shapes:
+        if shape_id not in chosen or shape_id not in files:
+            raise ValueError(f"{oracle}: no shape {shape_id!r} in its report or in {data}")
+        arrays, meta = read_record(data / files[shape_id])
+        points, labels = _uniform_samples(arrays, meta)
+        mesh, _ = reconstructor.mesh(reconstructor.encode(arrays["renders"][0]), 128)
+        iou = _defined_iou(_contains(mesh, points), labels)
+        mesh_points, mesh_normals, _ = sample_mesh(mesh.vertices, mesh.faces, None, 60_000)
+        found = chosen[shape_id]
+        near, _ = read_record(
+            train_data / train_files[found["retrieved"]], ["surface_points", "surface_normals"]
+        )
+        clouds = [
+            (f"network: IoU {iou:.2f}", mesh_points, mesh_normals),
+            (f"nearest: IoU {found['iou']:.2f}", near["surface_points"], near["surface_normals"]),
+            (shape_id.rsplit("/", 1)[-1][:32], arrays["surface_points"], arrays["surface_normals"]),
+        ]
+        tiles = [_on_white(arrays["renders"][0])]
+        for label, cloud, normals in clouds:
+            image = render_splats(cloud[:60_000], camera, None, normals[:60_000].astype(float))
+            image = Image.fromarray(image)
+            ImageDraw.Draw(image).text((6, 6), label, "black")
+            tiles.append(np.asarray(image))
+        rows.append(np.concatenate(tiles, axis=1))
+    return np.concatenate(rows, axis=0)
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.figures",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("figure", choices=["resolutions", "consistency"])
+    parser.add_argument("figure", choices=["resolutions", "consistency", "nearest"])
     parser.add_argument("--picture", type=Path, default=Path("examples/sofa.png"))
     parser.add_argument("--model", help="default: implicit (resolutions), pointcloud")
-    parser.add_argument("--data", type=Path, help="consistency: a prepared dataset")
+    parser.add_argument("--data", type=Path, help="consistency, nearest: a prepared dataset")
+    parser.add_argument("--oracle", type=Path, help="nearest: a training.oracle report folder")
+    parser.add_argument("--shapes", nargs="+", default=[], help="nearest: shape ids")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(None if argv is None else list(argv))
     from PIL import Image
@@ -109,6 +166,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     try:
         if args.figure == "resolutions":
             image = resolutions(args.picture, args.model or "implicit")
+        elif args.figure == "nearest":
+            if args.data is None or args.oracle is None or not args.shapes:
+                parser.error("nearest needs --data, --oracle and --shapes")
+            image = nearest(args.model or "implicit", args.data, args.oracle, args.shapes)
         else:
             if args.data is None:
                 parser.error("consistency needs --data")
