@@ -312,6 +312,14 @@ def _defined_iou(predicted: np.ndarray, truth: np.ndarray) -> float | None:
 def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> dict:
     """Metrics of the retrieved training shape against the test shape."""
     found, silhouette_iou = baseline.query(arrays["renders"][view][..., 3])
+    result = training_shape_scores(baseline, found, arrays, meta, entry, method)
+    result["silhouette_iou"] = silhouette_iou
+    return result
+
+
+def training_shape_scores(baseline, found, arrays, meta, entry, method="implicit") -> dict:
+    """Metrics of the training shape ``found`` (a record of ``baseline``, a
+    `training.retrieval.SilhouetteIndex`) against the shape of ``arrays``."""
     shape = baseline.shape(found)
     result = {"id": entry["id"], "category": entry["category"], "retrieved": found["id"]}
     if method == "implicit":
@@ -327,7 +335,6 @@ def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> 
         )
     else:
         result.update(pointcloud_metrics(shape["surface_points"], arrays["surface_points"]))
-    result["silhouette_iou"] = silhouette_iou
     return result
 
 

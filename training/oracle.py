@@ -26,8 +26,14 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from recon_core.data import SPLITS, DatasetError, atomic_write_bytes, read_index, read_record
-from recon_core.metrics import _fscore, surface_metrics
-from training.evaluate import _defined_iou, _summarise, _uniform_samples, cell
+from recon_core.metrics import _fscore
+from training.evaluate import (
+    _defined_iou,
+    _summarise,
+    _uniform_samples,
+    cell,
+    training_shape_scores,
+)
 from training.retrieval import SilhouetteIndex
 
 __all__ = ["nearest_training_shapes"]
@@ -82,20 +88,7 @@ class _TrainingShapes(SilhouetteIndex):
 
     def scores(self, k: int, arrays, meta, entry) -> dict:
         """Every figure of training shape ``k`` against a record."""
-        found = self.records[k]
-        shape = self.shape(found)
-        points, labels = _uniform_samples(arrays, meta)
-        result = {"id": entry["id"], "category": entry["category"], "retrieved": found["id"]}
-        result["iou"] = _defined_iou(self.inside(shape, points), labels)
-        result.update(
-            surface_metrics(
-                shape["surface_points"],
-                shape["surface_normals"],
-                arrays["surface_points"],
-                arrays["surface_normals"].astype(np.float64),
-            )
-        )
-        return result
+        return training_shape_scores(self, self.records[k], arrays, meta, entry)
 
 
 def _subsample(points: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
