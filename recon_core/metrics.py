@@ -22,7 +22,14 @@ from scipy.spatial import cKDTree
 
 from recon_core.geometry import PADDED_HALF_EXTENT
 
-__all__ = ["WORST_DISTANCE", "F_THRESHOLDS", "iou", "surface_metrics", "pointcloud_metrics"]
+__all__ = [
+    "WORST_DISTANCE",
+    "F_THRESHOLDS",
+    "iou",
+    "fscore",
+    "surface_metrics",
+    "pointcloud_metrics",
+]
 
 WORST_DISTANCE = 2 * PADDED_HALF_EXTENT * math.sqrt(3.0)
 """Distance reported for an empty prediction: the padded box's diagonal."""
@@ -44,7 +51,9 @@ def _nearest(source: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.nda
     return distance, index
 
 
-def _fscore(d_pred: np.ndarray, d_true: np.ndarray, threshold: float) -> float:
+def fscore(d_pred: np.ndarray, d_true: np.ndarray, threshold: float) -> float:
+    """F-score at ``threshold`` from each prediction's distance to the truth (precision)
+    and each true point's distance to the prediction (recall)."""
     precision = float((d_pred < threshold).mean())
     recall = float((d_true < threshold).mean())
     if precision + recall == 0:
@@ -82,7 +91,7 @@ def surface_metrics(
         a = np.abs((pn * tn[i_pred]).sum(1)).mean()
         b = np.abs((tn * pn[i_true]).sum(1)).mean()
         out["normal_consistency"] = float(0.5 * (a + b))
-    out.update({f"f_score@{t:g}": _fscore(d_pred, d_true, t) for t in F_THRESHOLDS})
+    out.update({f"f_score@{t:g}": fscore(d_pred, d_true, t) for t in F_THRESHOLDS})
     return out
 
 

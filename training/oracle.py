@@ -26,7 +26,7 @@ from scipy.spatial import cKDTree
 from tqdm import tqdm
 
 from recon_core.data import SPLITS, DatasetError, atomic_write_bytes, read_index, read_record
-from recon_core.metrics import _fscore
+from recon_core.metrics import fscore
 from training.evaluate import (
     _defined_iou,
     _summarise,
@@ -76,7 +76,7 @@ class _TrainingShapes(SilhouetteIndex):
         """Index of the training shape of the highest F@2% against ``surface`` samples."""
         tree = cKDTree(surface)
         scores = [
-            _fscore(tree.query(points)[0], own.query(surface)[0], F_THRESHOLD)
+            fscore(tree.query(points)[0], own.query(surface)[0], F_THRESHOLD)
             for points, own in zip(self.surfaces, self.trees, strict=True)
         ]
         return int(np.argmax(scores))
