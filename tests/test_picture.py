@@ -9,6 +9,7 @@ import pytest
 import trimesh
 from PIL import Image
 
+from recon_core import imaging
 from recon_core.cloudmesh import mesh_from_points
 from recon_core.colour import (
     VIEW_NAMES,
@@ -59,6 +60,43 @@ def test_every_common_mode_reads_with_a_mask(tmp_path, mode):
     assert framed.shape == (64, 64, 4)
     rows = np.flatnonzero((framed[..., 3] > 127).any(axis=1))
     assert abs((rows[-1] - rows[0] + 1) - 0.8 * 64) <= 2  # longer side fills 80%
+
+
+@pytest.mark.parametrize("size", [64, 128])
+def test_framing_a_large_photo_averages_blocks_first_and_stays_close_to_the_exact_filter(
+    monkeypatch, size
+):
+    """A 2000 x 2400 picture framed to the networks' sizes: blocks of pixels are averaged
+    first (the path is taken), and the result is the exact area filter's within a couple of
+    levels of alpha, and of colour within the contrast of the edges inside a pixel times
+    the blocks' share of it."""
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:2000, :2400]
+    rgba = np.empty((2000, 2400, 4), np.uint8)
+    rgba[..., 0] = xx * 255 // 2400  # smooth
+    rgba[..., 1] = rng.integers(0, 256, (2000, 2400))  # noise
+    checker = (xx // 37 + yy // 23) % 2 == 0
+    rgba[..., 2] = np.where(checker, 40, 220)  # sharp edges of contrast 180
+    rgba[..., 3] = np.where((xx - 1100) ** 2 / 1.3 + (yy - 1050) ** 2 < 800**2, 255, 0)
+    rgba[..., :3][rgba[..., 3] == 0] = (255, 0, 255)  # must not bleed into the outline
+    box = imaging.square_crop_box(rgba[..., 3] > 0)
+    factors = []
+    shrunk = imaging._shrunk
+    monkeypatch.setattr(imaging, "_shrunk", lambda *a: factors.append(a[1]) or shrunk(*a))
+    fast = imaging.crop_resize(rgba, box, size)
+    assert factors == [int(box[2] / size) // imaging.BLOCKS_PER_PIXEL] and factors[0] >= 2
+    monkeypatch.setattr(imaging, "BLOCKS_PER_PIXEL", 10**9)
+    exact = imaging.crop_resize(rgba, box, size)
+    assert len(factors) == 1  # the exact filter alone
+    diff = np.abs(fast.astype(int) - exact)
+    assert diff[..., 3].max() <= 2 and diff[..., 3].mean() < 0.05
+    inner = exact[..., 3] == 255
+    share = factors[0] * size / box[2]  # a block's share of an output pixel's side
+    assert diff[inner][:, 0].max() <= 1
+    assert diff[inner][:, 1].max() <= 255 * share and diff[inner][:, 1].mean() < 1
+    assert diff[inner][:, 2].max() <= 180 * share + 1 and diff[inner][:, 2].mean() < 1
+    outline = (exact[..., 3] >= 64) & ~inner
+    assert diff[outline][:, 0].max() <= 2 and diff[outline][:, :3].mean() < 2
 
 
 def test_exif_orientation_is_applied(tmp_path):
