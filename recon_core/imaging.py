@@ -8,7 +8,14 @@ from __future__ import annotations
 
 import numpy as np
 
-__all__ = ["OBJECT_FILL", "square_crop_box", "crop_resize", "crop_intrinsics", "network_input"]
+__all__ = [
+    "OBJECT_FILL",
+    "square_crop_box",
+    "window_bounds",
+    "crop_resize",
+    "crop_intrinsics",
+    "network_input",
+]
 
 OBJECT_FILL = 0.8
 """Fraction of the framed image's side taken by the object's longer bounding-box side."""
@@ -58,6 +65,17 @@ def _shrunk(rgba: np.ndarray, factor: int) -> np.ndarray:
     return np.asarray(reduced, dtype=np.float32) / 255.0
 
 
+def window_bounds(
+    box: tuple[float, float, float], height: int, width: int
+) -> tuple[int, int, int, int]:
+    """(top, bottom, left, right): the pixels of an image (height, width) that the square
+    ``box`` (x0, y0, side) touches (empty when it misses the image)."""
+    x0, y0, side = box
+    top, bottom = max(0, int(np.floor(y0))), min(height, int(np.ceil(y0 + side)))
+    left, right = max(0, int(np.floor(x0))), min(width, int(np.ceil(x0 + side)))
+    return top, bottom, left, right
+
+
 def crop_resize(rgba: np.ndarray, box: tuple[float, float, float], size: int) -> np.ndarray:
     """Cut the square ``box`` (x0, y0, side) out of ``rgba`` (H, W, 4) uint8 and resample it
     to ``size`` x ``size`` with an area (box) filter; outside the image is transparent.
@@ -68,9 +86,7 @@ def crop_resize(rgba: np.ndarray, box: tuple[float, float, float], size: int) ->
     pixel differs from the exact filter's by a couple of levels of alpha, and of colour by
     at most the contrast of an edge inside it times the blocks' share of its side."""
     x0, y0, side = box
-    height, width = rgba.shape[:2]
-    top, bottom = max(0, int(np.floor(y0))), min(height, int(np.ceil(y0 + side)))
-    left, right = max(0, int(np.floor(x0))), min(width, int(np.ceil(x0 + side)))
+    top, bottom, left, right = window_bounds(box, *rgba.shape[:2])
     if top >= bottom or left >= right:
         return np.zeros((size, size, 4), dtype=np.uint8)
     factor = int(side / size) // BLOCKS_PER_PIXEL

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from recon_core.imaging import OBJECT_FILL, crop_resize, square_crop_box
+from recon_core.imaging import OBJECT_FILL, crop_resize, square_crop_box, window_bounds
 
 __all__ = ["PictureError", "Picture", "read_picture", "read_mask", "estimate_mask", "save_mask"]
 
@@ -44,11 +44,8 @@ class Picture:
         """(size, size, 4) uint8: the object centred on a transparent background, its longer
         side ``fill`` of the image, as the training renders frame it. Only the framed window
         of the picture is copied (a phone photo is tens of megapixels)."""
-        x0, y0, side = square_crop_box(self.mask, fill)
-        height, width = self.mask.shape
-        top, left = max(0, int(np.floor(y0))), max(0, int(np.floor(x0)))
-        bottom = min(height, int(np.ceil(y0 + side)))
-        right = min(width, int(np.ceil(x0 + side)))
+        x0, y0, side = box = square_crop_box(self.mask, fill)
+        top, bottom, left, right = window_bounds(box, *self.mask.shape)
         alpha = self.mask[top:bottom, left:right, None].astype(np.uint8) * 255
         window = np.concatenate([self.rgb[top:bottom, left:right], alpha], axis=-1)
         return crop_resize(window, (x0 - left, y0 - top, side), size)

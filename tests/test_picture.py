@@ -3,6 +3,7 @@ from point clouds."""
 
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -25,7 +26,7 @@ from recon_core.colour import (
 )
 from recon_core.geometry import look_at, project, view_direction
 from recon_core.meshio import write_glb
-from recon_core.picture import PictureError, estimate_mask, read_picture
+from recon_core.picture import Picture, PictureError, estimate_mask, read_picture
 
 
 def _square(size=(80, 60)):
@@ -97,6 +98,22 @@ def test_framing_a_large_photo_averages_blocks_first_and_stays_close_to_the_exac
     assert diff[inner][:, 2].max() <= 180 * share + 1 and diff[inner][:, 2].mean() < 1
     outline = (exact[..., 3] >= 64) & ~inner
     assert diff[outline][:, 0].max() <= 2 and diff[outline][:, :3].mean() < 2
+
+
+@pytest.mark.parametrize("shape", [(300, 200), (3000, 2000)])
+def test_a_picture_frames_its_window_as_the_whole_picture_would(shape):
+    """`Picture.framed` copies only the framed window, also when the window runs off the
+    picture's edge, and gives what framing the whole picture gives, for small and large
+    pictures alike."""
+    rng = np.random.default_rng(1)
+    height, width = shape
+    rgb = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    mask = np.zeros(shape, bool)
+    mask[height // 10 : height // 2, : width // 3] = True  # touches the left edge
+    picture = Picture(Path("p.png"), rgb, mask, "file")
+    for size in (64, 128, 256):
+        whole = imaging.crop_resize(picture.rgba(), imaging.square_crop_box(mask), size)
+        assert np.array_equal(picture.framed(size), whole)
 
 
 def test_exif_orientation_is_applied(tmp_path):
