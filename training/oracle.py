@@ -81,9 +81,9 @@ class _TrainingShapes(SilhouetteIndex):
         ]
         return int(np.argmax(scores))
 
-    def iou(self, k: int, arrays, meta) -> float | None:
-        """IoU of training shape ``k`` on a record's uniform samples (None: no inside)."""
-        points, labels = _uniform_samples(arrays, meta)
+    def iou(self, k: int, points: np.ndarray, labels: np.ndarray) -> float | None:
+        """IoU of training shape ``k`` on a record's uniform samples and their labels
+        (None: the truth has no inside)."""
         return _defined_iou(self.inside(self.shape(self.records[k]), points), labels)
 
     def scores(self, k: int, arrays, meta, entry) -> dict:
@@ -126,8 +126,9 @@ def nearest_training_shapes(
             raise DatasetError(
                 f"{data / entry['file']}: its voxel grid differs in size from {train_data}'s"
             )
+        uniform, labels = _uniform_samples(arrays, meta)
         ranked = [int(k) for k in shapes.by_voxels(arrays["voxels"], candidates)]
-        ious = [shapes.iou(k, arrays, meta) for k in ranked]
+        ious = [shapes.iou(k, uniform, labels) for k in ranked]
         best = max(range(len(ranked)), key=lambda i: -1.0 if ious[i] is None else ious[i])
         by_iou.append(shapes.scores(ranked[best], arrays, meta, entry))
         surface = _subsample(arrays["surface_points"], points, rng)
