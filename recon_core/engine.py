@@ -149,20 +149,23 @@ def _train_mode(model: torch.nn.Module, network: torch.nn.Module, stage: StageCo
             if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
                 module.eval()
     for name in stage.frozen:
-        getattr(network, name).eval()
+        network.get_submodule(name).eval()
 
 
 def _freeze(network: torch.nn.Module, stage: StageConfig) -> None:
     """Gradients for every part of ``network`` but the stage's frozen ones (stage start)."""
-    for name, part in network.named_children():
-        part.requires_grad_(name not in stage.frozen)
+    network.requires_grad_(True)
+    for name in stage.frozen:
+        network.get_submodule(name).requires_grad_(False)
 
 
 def _check_frozen(config: TrainConfig, network: torch.nn.Module, distributed: bool) -> None:
-    """Each stage's frozen parts name parts of the network (one process only)."""
+    """Each stage's frozen parts name parts of the network, top-level (``encoder``) or
+    nested (``encoder.backbone``); one process only."""
     parts = [name for name, _ in network.named_children()]
+    nested = {name for name, _ in network.named_modules() if name}
     for k, stage in enumerate(config.stages):
-        unknown = sorted(set(stage.frozen) - set(parts))
+        unknown = sorted(set(stage.frozen) - nested)
         if unknown:
             raise TrainingError(
                 f"stage {k} ({stage.name}): frozen names {unknown}, which the "
@@ -225,7 +228,7 @@ class Trainer:
         self.index = read_index(self.data_root)
         self._check_data()
         torch.manual_seed(config.seed)
-        model = self.method.build_model().to(self.device)
+        model = self.method.build_model(pretrained=True).to(self.device)
         _check_frozen(config, model, self.distributed)
         self.model = model
         self.optimizer = torch.optim.Adam(

@@ -49,9 +49,11 @@ from recon_core.fitting import FitSettings, fit_silhouette, latent_field
 from recon_core.fusion import consistent_points, fuse
 from recon_core.imaging import network_input
 from recon_core.methods import METHODS
+from recon_core.models.implicit import PixelCode, sample_features
 from recon_core.picture import Picture
 from recon_core.preview import sample_mesh
 from recon_core.registry import resolve_model
+from recon_core.viewframe import upright_transform, viewer_camera
 from recon_core.viewpoint import ViewpointConfig, ViewpointNet
 
 __all__ = ["Reconstructor", "Encoded", "ColouredMesh", "ColouredPoints", "image_tensor"]
@@ -120,6 +122,10 @@ class Encoded:
     """Whether the latent code was fitted to the picture's silhouette."""
     kept: dict[int | None, torch.Tensor] = field(default_factory=dict, repr=False)
     """Point-cloud models: the points kept (P,) bool, per ``consistency`` asked for."""
+    features: torch.Tensor | None = None
+    """Pixel-aligned implicit models: the picture's feature map (1, C, h, w)."""
+    elevation: float | None = None
+    """Pixel-aligned implicit models: the camera's estimated elevation, radians."""
 
 
 @dataclass
@@ -240,7 +246,11 @@ class Reconstructor:
     def _encode(self, rgba: np.ndarray) -> Encoded:
         image = image_tensor(rgba, self.input_size).to(self.device)
         if self.config.method == "implicit":
-            return Encoded("implicit", latent=self.model.encode(image))
+            code = self.model.encode(image)
+            if isinstance(code, PixelCode):
+                elevation = float(code.elevation[0])
+                return Encoded("implicit", code.latent, features=code.features, elevation=elevation)
+            return Encoded("implicit", latent=code)
         xyz, mask_logit = self.model(image)
         points = fuse(xyz, self.method.fixed_extrinsics.to(self.device))
         return Encoded("pointcloud", points=points[0], mask_logit=mask_logit.flatten(1)[0])
@@ -254,11 +264,23 @@ class Reconstructor:
 
     # -- geometry ----------------------------------------------------------------------
 
+    @property
+    def viewer_frame(self) -> bool:
+        """Whether the model reconstructs in the picture's viewer-centred frame
+        (`recon_core.viewframe`): its meshes are turned upright by the estimated elevation
+        and face the way the picture shows them."""
+        return getattr(self.method, "viewer_frame", False)
+
     def field(self, encoded: Encoded):
-        """Occupancy logits of points (N, 3), from an implicit encoding."""
+        """Occupancy logits of points (N, 3), from an implicit encoding (viewer-centred
+        points for a pixel-aligned model)."""
         if encoded.method != "implicit":
             raise ValueError("an occupancy field needs the implicit method")
-        return latent_field(self.model.decoder, encoded.latent.to(self.device))
+        field = latent_field(self.model.decoder, encoded.latent.to(self.device))
+        if encoded.features is None:
+            return field
+        features = encoded.features.to(self.device)
+        return lambda points: field(points, sample_features(features, points[None])[0])
 
     @one_blas_thread
     def mesh(
@@ -268,15 +290,32 @@ class Reconstructor:
         iso: float = 0.5,
         faces: int | None = None,
         lower_iso: bool = True,
+        upright: bool = True,
     ) -> tuple[Mesh, ExtractionStats | None]:
         """Closed mesh at any resolution (16-512), from the cached encoding. Implicit: the
         iso level (0-1) of the occupancy field; point cloud: the mesh around the cloud.
         ``faces``: at most this many triangles (quadric decimation, still closed).
         ``lower_iso``: when nothing reaches ``iso``, extract at `LOWERED_ISO_SHARE` of the
         field's highest occupancy instead, said in one log line; ``stats.iso`` is the level
-        used."""
+        used. A pixel-aligned model's mesh is turned upright and normalised (`upright_mesh`)
+        unless ``upright`` is False: then it stays in the viewer-centred frame."""
         mesh, stats = self._mesh(encoded, resolution, iso, lower_iso)
-        return (mesh if faces is None else decimate(mesh, faces)), stats
+        if faces is not None:
+            mesh = decimate(mesh, faces)
+        if upright and encoded.features is not None:
+            mesh, _ = self._upright(mesh, encoded)
+        return mesh, stats
+
+    @staticmethod
+    def _upright(mesh: Mesh, encoded: Encoded) -> tuple[Mesh, ViewEstimate]:
+        """A viewer-frame mesh turned upright and normalised, and the picture's camera in
+        that frame (the colours are seen from it; it faces the front)."""
+        transform = upright_transform(mesh.vertices, encoded.elevation)
+        vertices = mesh.vertices @ transform[:3, :3].T + transform[:3, 3]
+        size = COLOUR_SIZE if encoded.framed is None else encoded.framed.shape[0]
+        camera = viewer_camera(transform, size)
+        view = ViewEstimate(camera, 0.0, math.degrees(encoded.elevation), float("nan"))
+        return Mesh(vertices.astype(np.float32), mesh.faces), view
 
     def _mesh(self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool):
         if encoded.method == "pointcloud":
@@ -299,6 +338,11 @@ class Reconstructor:
             return self._extract(encoded, resolution, level)
 
     def _extract(self, encoded: Encoded, resolution: int, iso: float):
+        if self.symmetric and encoded.features is not None:
+            raise ValueError(
+                f"{self.path}: mirror-symmetric results need a model that reconstructs in "
+                "the object's own frame; this one reconstructs as the picture shows the object"
+            )
         batch = default_batch(self.device)
         while True:
             try:
@@ -366,6 +410,11 @@ class Reconstructor:
         picture on a 2-core CPU with the default settings."""
         if encoded.method != "implicit":
             raise ValueError(f"{self.path}: fitting the silhouette needs an implicit model")
+        if encoded.features is not None:
+            raise ValueError(
+                f"{self.path}: this model reads the picture where each point lands; its "
+                "silhouette already follows the picture, and fitting is for the others"
+            )
         if encoded.framed is None:
             raise ValueError("fitting the silhouette needs an encoding made from a Picture")
         try:
@@ -396,9 +445,14 @@ class Reconstructor:
         lower_iso: bool = True,
     ) -> ColouredMesh:
         """`mesh` with vertex colours from the picture (None when encoded without one)."""
-        mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso)
+        if encoded.features is not None:  # the picture's camera is the viewer's
+            mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso, upright=False)
+            mesh, view = self._upright(mesh, encoded)
+            view = view if encoded.framed is not None else None
+        else:
+            mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso)
+            view = self._view(encoded, sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0])
         colours = None
-        view = self._view(encoded, sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0])
         if view is not None:
             normals = vertex_normals(mesh.vertices.astype(np.float64), mesh.faces)
             colours, _ = point_colours(mesh.vertices, encoded.framed, view.camera, normals)

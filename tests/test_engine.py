@@ -528,3 +528,25 @@ def test_two_stage_route_needs_64_cube_voxels(tiny_dataset, tmp_path, capsys):
     argv = ["--method", "implicit", "--preset", "implicit-imnet-smoke", "--data", str(data)]
     assert train.main([*argv, "--out", str(tmp_path / "run"), *SMOKE]) == 2
     assert "64^3 voxel grids; this dataset has 32^3" in capsys.readouterr().err
+
+
+def test_nested_parts_can_be_frozen_and_unknown_nested_names_are_refused():
+    from recon_core.engine import TrainingError, _check_frozen, _freeze
+    from recon_core.methods.implicit import build_implicit_network
+
+    config = cfg.preset("implicit-aligned")
+    network = build_implicit_network(config.model)
+    _check_frozen(config, network, distributed=False)
+    _freeze(network, config.stages[0])
+    frozen = network.encoder.backbone
+    assert not any(p.requires_grad for p in frozen.stem.parameters())
+    assert not any(p.requires_grad for p in frozen.blocks[4].parameters())
+    assert all(p.requires_grad for p in frozen.blocks[5].parameters())
+    assert all(p.requires_grad for p in network.decoder.parameters())
+    # the early layers compute no gradients at all: the picture needs none
+    image = torch.rand(1, 4, 64, 64)
+    maps, _ = frozen.features(image[:, :3])
+    assert not maps[8].requires_grad and maps[16].requires_grad
+    config.stages[0].frozen = ["encoder.backbone.blocks.99"]
+    with pytest.raises(TrainingError, match=r"frozen names \['encoder.backbone.blocks.99'\]"):
+        _check_frozen(config, network, distributed=False)

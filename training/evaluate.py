@@ -170,9 +170,13 @@ def evaluate(
         if method == "implicit":
             points, labels = _uniform_samples(arrays, meta)
             try:
-                mesh, stats = reconstructor.mesh(encoded, resolution, iso, lower_iso=lower_iso)
+                mesh, stats = reconstructor.mesh(
+                    encoded, resolution, iso, lower_iso=lower_iso, upright=False
+                )
                 if stats.iso != iso:  # nothing reached the level: extracted lower
                     result["lowered_iso"] = stats.iso
+                if reconstructor.viewer_frame:
+                    mesh = _placed_by_the_camera(mesh, arrays, view)
             except ExtractionError:
                 mesh = None
             if mesh is None:
@@ -255,6 +259,24 @@ def evaluate(
     Image.fromarray(sheet).save(report / "sheet.png")
     Image.fromarray(_method_sheet(reconstructor, data, split)).save(report / "views.png")
     return metrics
+
+
+def _placed_by_the_camera(mesh: Mesh, arrays, view: int) -> Mesh:
+    """A viewer-centred mesh moved into the object frame by the camera of the render it was
+    reconstructed from: what is measured is the shape, as viewer-centred methods are
+    measured (the user's result is turned upright by the estimated elevation instead)."""
+    import torch
+
+    from recon_core.viewframe import view_transform
+
+    transform = view_transform(
+        torch.as_tensor(arrays["render_extrinsics"][view : view + 1], dtype=torch.float64),
+        torch.as_tensor(arrays["render_intrinsics"][view : view + 1], dtype=torch.float64),
+        arrays["renders"].shape[1],
+    )[0].numpy()
+    back = np.linalg.inv(transform)
+    vertices = mesh.vertices @ back[:3, :3].T + back[:3, 3]
+    return Mesh(vertices.astype(np.float32), mesh.faces)
 
 
 def _shape_code(reconstructor, arrays, index):

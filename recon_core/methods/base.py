@@ -38,8 +38,10 @@ class Method(ABC):
         """What the data loader draws per shape for this method."""
 
     @abstractmethod
-    def build_model(self) -> nn.Module:
-        """The method's network, freshly initialised from the config."""
+    def build_model(self, pretrained: bool = False) -> nn.Module:
+        """The method's network, freshly initialised from the config; with ``pretrained``,
+        parts the config says start from pretrained weights load them (training does; a
+        checkpoint brings its own weights)."""
 
     @abstractmethod
     def losses(

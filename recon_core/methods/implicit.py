@@ -14,6 +14,8 @@ from recon_core.methods.base import Method
 from recon_core.models.implicit import (
     IMNetDecoder,
     ImplicitNetwork,
+    PixelCode,
+    PretrainedEncoder,
     ResidualDecoder,
     ResNetEncoder,
     VoxelEncoder,
@@ -28,16 +30,25 @@ image encoder regressing the autoencoder's codes."""
 
 
 def build_implicit_network(
-    model: ImplicitModelConfig, shape_encoder: bool = False
+    model: ImplicitModelConfig, shape_encoder: bool = False, pretrained: bool = False
 ) -> ImplicitNetwork:
     """The image encoder and decoder; with ``shape_encoder``, also IM-NET's voxel encoder
-    (at the image encoder's base width, as IM-NET's 32, unless ``shape_encoder_width``)."""
-    encoder = ResNetEncoder(model.latent_dim, model.encoder_width)
+    (at the image encoder's base width, as IM-NET's 32, unless ``shape_encoder_width``).
+    ``pretrained`` loads the ImageNet weights into a pretrained encoder (training starts
+    from them; a checkpoint brings its own)."""
+    if model.encoder == "efficientnet-lite0":
+        encoder = PretrainedEncoder(model.latent_dim, pretrained, model.local_features)
+    else:
+        encoder = ResNetEncoder(model.latent_dim, model.encoder_width)
     if model.decoder == "imnet":
         decoder = IMNetDecoder(model.latent_dim, model.decoder_hidden)
     else:
         decoder = ResidualDecoder(
-            model.latent_dim, model.decoder_hidden[0], model.decoder_blocks, model.conditioning
+            model.latent_dim,
+            model.decoder_hidden[0],
+            model.decoder_blocks,
+            model.conditioning,
+            model.local_features,
         )
     width = model.shape_encoder_width or model.encoder_width
     voxels = VoxelEncoder(model.latent_dim, width) if shape_encoder else None
@@ -47,13 +58,16 @@ def build_implicit_network(
 @torch.no_grad()
 def occupancy_depth(
     network: ImplicitNetwork,
-    z: torch.Tensor,
+    z: torch.Tensor | PixelCode,
     extrinsic: np.ndarray,
     size: int = 64,
     samples: int = 96,
+    view_transform: torch.Tensor | None = None,
 ) -> np.ndarray:
     """Orthographic depth (size, size) of the occupied region seen by a fixed-distance
-    camera, found by sampling each pixel's ray: the first sample whose logit is positive."""
+    camera, found by sampling each pixel's ray: the first sample whose logit is positive.
+    ``view_transform`` (4, 4) takes the camera's world to the frame the code decodes in
+    (a pixel-aligned code's viewer-centred frame)."""
     pixels = (torch.arange(size, dtype=torch.float32) + 0.5) / size * 2 - 1
     x = pixels[None, :].expand(size, size) * ORTHO_HALF_EXTENT
     y = -pixels[:, None].expand(size, size) * ORTHO_HALF_EXTENT
@@ -70,11 +84,22 @@ def occupancy_depth(
     ).reshape(-1, 3)
     ext = torch.as_tensor(extrinsic, dtype=torch.float32)
     world = (cam - ext[:3, 3]) @ ext[:3, :3]
-    logits = network.decode(z[:1], world[None].to(z.device))[0].view(size, size, samples)
+    if view_transform is not None:
+        to_view = view_transform.float().cpu()
+        world = world @ to_view[:3, :3].T + to_view[:3, 3]
+    device = z.latent.device if isinstance(z, PixelCode) else z.device
+    logits = network.decode(z, world[None].to(device))[0].view(size, size, samples)
     inside = logits > 0
     first = torch.where(inside.any(-1), inside.float().argmax(-1), torch.tensor(-1))
     depth = torch.where(first >= 0, depths[first.clamp(min=0)], torch.tensor(0.0))
     return depth.cpu().numpy()
+
+
+def _one(code: torch.Tensor | PixelCode, b: int) -> torch.Tensor | PixelCode:
+    """Sample ``b`` of a batch of codes, as a batch of one."""
+    if isinstance(code, PixelCode):
+        return PixelCode(*(part[b : b + 1] for part in code))
+    return code[b : b + 1]
 
 
 class ImplicitMethod(Method):
@@ -84,7 +109,7 @@ class ImplicitMethod(Method):
     ``occupancy`` stage may follow to fine-tune end to end."""
 
     name = "implicit"
-    loss_terms = ("occupancy", *TWO_STAGE_TERMS)
+    loss_terms = ("occupancy", "elevation", *TWO_STAGE_TERMS)
 
     @property
     def two_stage(self) -> bool:
@@ -105,13 +130,26 @@ class ImplicitMethod(Method):
             voxels=self.two_stage,
             mirror=self.config.data.mirror,
             colour_jitter=self.config.data.colour_jitter,
+            viewer_frame=self.viewer_frame,
         )
 
-    def build_model(self) -> nn.Module:
-        return build_implicit_network(self.config.model, shape_encoder=self.two_stage)
+    @property
+    def viewer_frame(self) -> bool:
+        """Whether shapes are reconstructed in the picture's viewer-centred frame."""
+        return self.config.model.local_features > 0
+
+    def build_model(self, pretrained: bool = False) -> nn.Module:
+        return build_implicit_network(self.config.model, self.two_stage, pretrained)
 
     def losses(self, model, batch, weights):
         terms = {}
+        if weights.get("elevation", 0.0) and not self.viewer_frame:
+            raise ValueError("the elevation term needs pixel-aligned features (local_features)")
+        if self.viewer_frame:
+            logits, elevation = model(batch["image"], batch["points"], task="aligned")
+            terms["occupancy"] = F.binary_cross_entropy_with_logits(logits, batch["occupancy"])
+            terms["elevation"] = F.l1_loss(elevation, batch["elevation"])
+            return terms
         if weights.get("occupancy", 0.0):
             logits = model(batch["image"], batch["points"])
             terms["occupancy"] = F.binary_cross_entropy_with_logits(logits, batch["occupancy"])
@@ -127,11 +165,14 @@ class ImplicitMethod(Method):
         network = model.module if hasattr(model, "module") else model
         rows = []
         z = network.encode(batch["image"])
-        for b in range(min(4, len(z))):
+        for b in range(min(4, len(batch["image"]))):
             tiles = [rgba_image(batch["image"][b].cpu().numpy())]
+            code = _one(z, b)
+            transform = batch["view_transform"][b] if "view_transform" in batch else None
             for view in (0, 4):
                 ext = batch["fixed_extrinsics"][b, view].cpu().numpy()
-                tiles.append(depth_image(occupancy_depth(network, z[b : b + 1], ext)))
+                depth = occupancy_depth(network, code, ext, view_transform=transform)
+                tiles.append(depth_image(depth))
                 tiles.append(depth_image(batch["fixed_depth"][b, view].cpu().numpy()))
             rows.append(hstack(tiles))
         return np.concatenate(rows, axis=0)

@@ -49,7 +49,7 @@ class PointCloudMethod(Method):
             colour_jitter=self.config.data.colour_jitter,
         )
 
-    def build_model(self) -> nn.Module:
+    def build_model(self, pretrained: bool = False) -> nn.Module:
         m = self.config.model
         return StructureGenerator(
             m.fixed_views,

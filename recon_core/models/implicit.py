@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from recon_core.models.backbone import (
+    FEATURE_CHANNELS,
+    EfficientNetLite0,
+    imagenet_input,
+    load_imagenet_weights,
+)
+from recon_core.viewframe import image_coordinates
+
 __all__ = [
     "ResNetEncoder",
+    "PretrainedEncoder",
+    "PixelCode",
+    "sample_features",
     "VoxelEncoder",
     "IMNetDecoder",
     "ResidualDecoder",
@@ -59,6 +72,75 @@ class ResNetEncoder(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         features = self.blocks(self.stem(image * 2.0 - 1.0))
         return self.fc(features.mean(dim=(2, 3)))
+
+
+class PixelCode(NamedTuple):
+    """What a pixel-aligned encoder makes of a picture: the global code, a feature map aligned
+    with the framed picture, and the camera's elevation it estimates."""
+
+    latent: torch.Tensor
+    """(B, Z) global shape code."""
+    features: torch.Tensor
+    """(B, C, H/2, W/2) pixel-aligned features of the framed picture."""
+    elevation: torch.Tensor
+    """(B,) the camera's elevation above the object, radians."""
+
+
+_LOCAL_STRIDES = (2, 4, 8, 16)
+"""Backbone feature maps fused into the pixel-aligned features, finest first."""
+
+
+class PretrainedEncoder(nn.Module):
+    """EfficientNet-Lite0 with ImageNet weights (`recon_core.models.backbone`), its pooled
+    head features mapped to the latent code.
+
+    The picture's colour is composited onto white, as product photos are, and fed to the
+    backbone as it is, so that ImageNet's features hold from the first step (and early
+    layers may stay frozen, with no gradients computed through them at all).
+
+    With ``local_channels``, it also fuses the feature maps at strides 2 to 16 (upsampled to
+    stride 2) and the object mask, by a 1x1 convolution, into pixel-aligned features, and
+    estimates the camera's elevation from the pooled head features: it then returns a
+    `PixelCode`.
+
+    image: (B, 4, H, W) RGBA in [0, 1] -> latent code (B, latent_dim), or a `PixelCode`."""
+
+    def __init__(self, latent_dim: int = 256, pretrained: bool = False, local_channels: int = 0):
+        super().__init__()
+        self.backbone = EfficientNetLite0(classes=0)
+        if pretrained:
+            load_imagenet_weights(self.backbone)
+        self.fc = nn.Linear(1280, latent_dim)
+        self.fuse = self.elevation = None
+        if local_channels:
+            fused = sum(FEATURE_CHANNELS[s] for s in _LOCAL_STRIDES) + 1
+            self.fuse = nn.Conv2d(fused, local_channels, 1)
+            self.elevation = nn.Linear(1280, 1)
+
+    def forward(self, image: torch.Tensor) -> torch.Tensor | PixelCode:
+        alpha = image[:, 3:4]
+        rgb = image[:, :3] * alpha + (1.0 - alpha)
+        maps, head = self.backbone.features(imagenet_input(rgb))
+        pooled = head.mean(dim=(2, 3))
+        latent = self.fc(pooled)
+        if self.fuse is None:
+            return latent
+        size = maps[_LOCAL_STRIDES[0]].shape[-2:]
+        stacked = [maps[_LOCAL_STRIDES[0]]] + [
+            F.interpolate(maps[s], size=size, mode="bilinear", align_corners=False)
+            for s in _LOCAL_STRIDES[1:]
+        ]
+        mask = F.interpolate(alpha, size=size, mode="area") * 2.0 - 1.0
+        features = self.fuse(torch.cat([*stacked, mask], dim=1))
+        return PixelCode(latent, features, self.elevation(pooled)[:, 0])
+
+
+def sample_features(features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples (B, P, C) of feature maps (B, C, h, w) where viewer-frame points
+    (B, P, 3) land in the framed picture (zero outside it)."""
+    grid = image_coordinates(points)[:, :, None, :].to(features.dtype)
+    sampled = F.grid_sample(features, grid, mode="bilinear", align_corners=False)
+    return sampled[..., 0].transpose(1, 2)
 
 
 class VoxelEncoder(nn.Module):
@@ -123,7 +205,12 @@ class ResidualDecoder(nn.Module):
     (z (B, Z), points (B, P, 3)) -> occupancy logits (B, P)."""
 
     def __init__(
-        self, latent_dim: int = 256, hidden: int = 256, blocks: int = 4, conditioning: str = "film"
+        self,
+        latent_dim: int = 256,
+        hidden: int = 256,
+        blocks: int = 4,
+        conditioning: str = "film",
+        local_dim: int = 0,
     ):
         super().__init__()
         if conditioning not in ("film", "concat"):
@@ -137,6 +224,8 @@ class ResidualDecoder(nn.Module):
         self.fc1 = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(blocks))
         self.fc2 = nn.ModuleList(nn.Linear(hidden, hidden) for _ in range(blocks))
         self.out = nn.Linear(hidden, 1)
+        # pixel-aligned features: a shift of the lifted point and of each block's input
+        self.local = nn.Linear(local_dim, hidden * (blocks + 1)) if local_dim else None
         for layer in self.cond:  # start as the identity modulation
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
@@ -148,13 +237,29 @@ class ResidualDecoder(nn.Module):
             return 1.0 + scale, shift
         return torch.ones_like(c), c
 
-    def forward(self, z: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self, z: torch.Tensor, points: torch.Tensor, local: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``local``: (B, P, local_dim) pixel-aligned features of the points, when the
+        decoder reads them."""
         h = self.lift(points)
-        for cond, fc1, fc2 in zip(self.cond, self.fc1, self.fc2, strict=True):
+        shifts = self._local_shifts(local)
+        if shifts is not None:
+            h = h + shifts[0]
+        for k, (cond, fc1, fc2) in enumerate(zip(self.cond, self.fc1, self.fc2, strict=True)):
             scale, shift = self._modulation(cond, z)
             a = fc1(F.relu(h)) * scale[:, None, :] + shift[:, None, :]
+            if shifts is not None:
+                a = a + shifts[k + 1]
             h = h + fc2(F.relu(a))
         return self.out(F.relu(h)).squeeze(-1)
+
+    def _local_shifts(self, local: torch.Tensor | None) -> tuple[torch.Tensor, ...] | None:
+        if (self.local is None) != (local is None):
+            raise ValueError("pixel-aligned features go with a decoder built for them")
+        if local is None:
+            return None
+        return self.local(local).chunk(len(self.fc1) + 1, dim=-1)
 
     @torch.no_grad()
     def specialize(self, z: torch.Tensor):
@@ -170,13 +275,24 @@ class ResidualDecoder(nn.Module):
             layers.append((w1, b1, fc2.weight.t().contiguous(), fc2.bias))
         lift_w, lift_b = self.lift.weight.t().contiguous(), self.lift.bias
         out_w, out_b = self.out.weight.t().contiguous(), self.out.bias
+        local_w = local_b = None
+        if self.local is not None:
+            local_w, local_b = self.local.weight.t().contiguous(), self.local.bias
 
-        def field(points: torch.Tensor) -> torch.Tensor:
+        def field(points: torch.Tensor, local: torch.Tensor | None = None) -> torch.Tensor:
+            """points (N, 3), and their pixel-aligned features (N, C) where the decoder
+            reads them -> logits (N,)."""
             with torch.no_grad():
                 h = torch.addmm(lift_b, points, lift_w)
-                for w1, b1, w2, b2 in layers:
-                    a = torch.addmm(b1, F.relu(h), w1).relu_()
-                    h = torch.addmm(h, a, w2).add_(b2)
+                shifts = None
+                if local_w is not None:
+                    shifts = torch.addmm(local_b, local, local_w).chunk(len(layers) + 1, -1)
+                    h += shifts[0]
+                for k, (w1, b1, w2, b2) in enumerate(layers):
+                    a = torch.addmm(b1, F.relu(h), w1)
+                    if shifts is not None:
+                        a += shifts[k + 1]
+                    h = torch.addmm(h, a.relu_(), w2).add_(b2)
                 return torch.addmm(out_b, h.relu_(), out_w).squeeze(-1)
 
         return field
@@ -188,23 +304,31 @@ class ImplicitNetwork(nn.Module):
     With a ``shape_encoder`` (IM-NET's two-stage route), ``forward`` also serves the two
     training stages: ``task="autoencoder"`` decodes the code of the voxel grid (the shape
     autoencoder), ``task="latent"`` returns the image's code beside the voxel grid's
-    (detached), which the image encoder learns to regress. Every task goes through
-    ``forward`` so that DistributedDataParallel sees it."""
+    (detached), which the image encoder learns to regress. ``task="aligned"`` serves a
+    pixel-aligned encoder: the logits of viewer-frame points and the estimated elevation.
+    Every task goes through ``forward`` so that DistributedDataParallel sees it."""
 
-    TASKS = ("occupancy", "autoencoder", "latent")
+    TASKS = ("occupancy", "aligned", "autoencoder", "latent")
 
     def __init__(
-        self, encoder: ResNetEncoder, decoder: nn.Module, shape_encoder: VoxelEncoder | None = None
+        self,
+        encoder: ResNetEncoder | PretrainedEncoder,
+        decoder: nn.Module,
+        shape_encoder: VoxelEncoder | None = None,
     ):
         super().__init__()
         self.encoder = encoder
         self.decoder = decoder
         self.shape_encoder = shape_encoder
 
-    def encode(self, image: torch.Tensor) -> torch.Tensor:
+    def encode(self, image: torch.Tensor) -> torch.Tensor | PixelCode:
         return self.encoder(image)
 
-    def decode(self, z: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
+    def decode(self, z: torch.Tensor | PixelCode, points: torch.Tensor) -> torch.Tensor:
+        """Occupancy logits (B, P) of points (B, P, 3) for codes (B, Z) or a `PixelCode`
+        (points then in the viewer-centred frame)."""
+        if isinstance(z, PixelCode):
+            return self.decoder(z.latent, points, sample_features(z.features, points))
         return self.decoder(z, points)
 
     def forward(
@@ -216,6 +340,11 @@ class ImplicitNetwork(nn.Module):
     ):
         if task == "occupancy":
             return self.decode(self.encode(image), points)
+        if task == "aligned":
+            code = self.encode(image)
+            if not isinstance(code, PixelCode):
+                raise ValueError("the aligned task needs a pixel-aligned encoder")
+            return self.decode(code, points), code.elevation
         if task not in self.TASKS:
             raise ValueError(f"task must be one of {self.TASKS}, got {task!r}")
         if self.shape_encoder is None or voxels is None:

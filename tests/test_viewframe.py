@@ -1,0 +1,98 @@
+"""The viewer-centred frame against the cameras that made the pictures."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+
+from recon_core.geometry import look_at, project, view_direction
+from recon_core.viewframe import (
+    VIEW_FOCAL,
+    VIEW_SCALE,
+    camera_elevation,
+    image_coordinates,
+    upright_rotation,
+    view_transform,
+)
+
+SIZE = 128
+
+
+def _camera(azimuth: float, elevation: float, distance: float, focal: float, centre=(64, 64)):
+    extrinsic = look_at(distance * view_direction(azimuth, elevation))
+    intrinsic = np.array([[focal, 0, centre[0]], [0, focal, centre[1]], [0, 0, 1.0]])
+    return extrinsic, intrinsic
+
+
+def _normalised_projection(points, extrinsic, intrinsic):
+    uv, _ = project(points, extrinsic, intrinsic, "perspective")
+    half = SIZE / 2
+    return np.stack([(uv[:, 0] - half) / half, (uv[:, 1] - half) / half], axis=1)
+
+
+def _to_view(points, extrinsic, intrinsic):
+    transform = view_transform(torch.tensor(extrinsic)[None], torch.tensor(intrinsic)[None], SIZE)[
+        0
+    ].numpy()
+    return points @ transform[:3, :3].T + transform[:3, 3]
+
+
+def test_the_canonical_camera_sees_points_where_a_camera_of_its_focal_length_does():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(-0.5, 0.5, size=(500, 3))
+    for azimuth, elevation, distance in ((0.3, 0.2, 1.8), (2.5, -0.1, 2.6), (4.0, 0.8, 2.2)):
+        extrinsic, intrinsic = _camera(azimuth, elevation, distance, VIEW_FOCAL * SIZE / 2)
+        q = _to_view(points, extrinsic, intrinsic)
+        seen = image_coordinates(torch.tensor(q)).numpy()
+        np.testing.assert_allclose(
+            seen, _normalised_projection(points, extrinsic, intrinsic), atol=1e-9
+        )
+
+
+def test_the_frame_turns_and_scales_the_shape_without_distorting_it():
+    rng = np.random.default_rng(1)
+    points = rng.uniform(-0.5, 0.5, size=(200, 3))
+    # another focal length and an off-centre principal point (a framed crop)
+    extrinsic, intrinsic = _camera(1.1, 0.4, 2.0, 150.0, centre=(70.0, 55.0))
+    q = _to_view(points, extrinsic, intrinsic)
+    gaps = np.linalg.norm(points[:, None] - points[None], axis=-1)
+    view_gaps = np.linalg.norm(q[:, None] - q[None], axis=-1)
+    ratio = view_gaps[gaps > 0] / gaps[gaps > 0]
+    expected = VIEW_SCALE * 150.0 / (SIZE / 2 * 2.0)
+    np.testing.assert_allclose(ratio, expected, rtol=1e-9)
+    # the object's centre lands where the camera sees it
+    centre = _to_view(np.zeros((1, 3)), extrinsic, intrinsic)[0]
+    np.testing.assert_allclose(centre[:2] / VIEW_SCALE, [(70 - 64) / 64, -(55 - 64) / 64])
+
+
+def test_elevation_and_upright_rotation_undo_the_cameras_tilt():
+    points = np.random.default_rng(2).uniform(-0.5, 0.5, size=(50, 3))
+    for azimuth, elevation in ((0.0, 0.5), (2.0, -0.15), (5.0, 0.85)):
+        extrinsic, intrinsic = _camera(azimuth, elevation, 2.2, 200.0)
+        got = camera_elevation(torch.tensor(extrinsic)[None])[0].item()
+        assert math.isclose(got, elevation, abs_tol=1e-9)
+        upright = upright_rotation(got) @ extrinsic[:3, :3]
+        turned = points @ upright.T
+        np.testing.assert_allclose(turned[:, 2], points[:, 2], atol=1e-9)  # heights kept
+        # a turn about +Z by the azimuth: the picture's facing is kept
+        c, s = math.cos(azimuth), math.sin(azimuth)
+        np.testing.assert_allclose(upright, [[c, s, 0], [-s, c, 0], [0, 0, 1]], atol=1e-9)
+
+
+def test_the_viewer_camera_sees_the_upright_shape_where_the_picture_shows_it():
+    from recon_core.viewframe import upright_transform, viewer_camera
+
+    rng = np.random.default_rng(3)
+    q = rng.uniform(-0.35, 0.35, size=(300, 3))
+    transform = upright_transform(q, 0.4)
+    upright = q @ transform[:3, :3].T + transform[:3, 3]
+    extent = upright.max(axis=0) - upright.min(axis=0)
+    assert math.isclose(extent.max(), 1.0)
+    np.testing.assert_allclose((upright.max(axis=0) + upright.min(axis=0)) / 2, 0, atol=1e-12)
+    camera = viewer_camera(transform, 256)
+    uv, depth = project(upright, camera.extrinsic, camera.intrinsic, "perspective")
+    grid = image_coordinates(torch.tensor(q)).numpy()
+    np.testing.assert_allclose(uv, (grid + 1.0) * 128.0, atol=1e-9)
+    assert (depth > 0).all()
