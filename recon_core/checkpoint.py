@@ -21,7 +21,7 @@ from typing import Any
 import torch
 
 from recon_core.config import ConfigError, TrainConfig, config_json, from_dict
-from recon_core.data import atomic_write_bytes
+from recon_core.files import atomic_write_bytes
 
 __all__ = [
     "CHECKPOINT_VERSION",
@@ -30,6 +30,7 @@ __all__ = [
     "save_checkpoint",
     "load_checkpoint",
     "read_metadata",
+    "check_config",
     "attach_viewpoint",
 ]
 
@@ -154,20 +155,32 @@ def read_metadata(path: str | Path) -> dict[str, Any]:
     return meta
 
 
+def check_config(path: Path, meta: dict[str, Any]) -> TrainConfig:
+    """The config a checkpoint's metadata holds, rebuilt and checked against its method and
+    its checksum; a CheckpointError naming the file otherwise."""
+    if not isinstance(meta.get("config"), dict):
+        raise CheckpointError(
+            f"{path}: holds no config (the settings that rebuild its network); "
+            "not a model file this version wrote"
+        )
+    try:
+        config = from_dict(meta["config"], f"{path.name}: config")
+    except ConfigError as exc:
+        raise CheckpointError(f"{path}: {exc}") from exc
+    if meta.get("method") != config.method:
+        raise CheckpointError(f"{path}: method {meta.get('method')!r} does not match its config")
+    if meta.get("config_sha256") != _config_hash(meta["config"]):
+        raise CheckpointError(f"{path}: config does not match its checksum (edited by hand?)")
+    return config
+
+
 def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Checkpoint:
     """Read and validate a checkpoint. Raises CheckpointError with a one-line reason."""
     from safetensors.torch import load_file
 
     path = Path(path)
     meta = read_metadata(path)
-    try:
-        config = from_dict(meta["config"], f"{path.name}: config")
-    except (ConfigError, KeyError) as exc:
-        raise CheckpointError(f"{path}: {exc}") from exc
-    if meta.get("method") != config.method:
-        raise CheckpointError(f"{path}: method {meta.get('method')!r} does not match its config")
-    if meta.get("config_sha256") != _config_hash(meta["config"]):
-        raise CheckpointError(f"{path}: config does not match its checksum (edited by hand?)")
+    config = check_config(path, meta)
     try:
         tensors = load_file(str(path))
     except Exception as exc:
@@ -175,6 +188,9 @@ def load_checkpoint(path: str | Path, with_training_state: bool = False) -> Chec
     model_state = _group(tensors, "model/")
     if not model_state:
         raise CheckpointError(f"{path}: no model weights")
+    for name, value in tensors.items():
+        if value.is_floating_point() and not torch.isfinite(value).all():
+            raise CheckpointError(f"{path}: tensor {name} holds NaN or infinite values")
     info = {
         k: v
         for k, v in meta.items()

@@ -9,6 +9,7 @@ recon3d preview ...            preview sheet of a prepared dataset (python -m tr
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Iterable
 from pathlib import Path
@@ -112,66 +113,108 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _error(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return 2
+
+
+def _request(args: argparse.Namespace):
+    """The reconstruction request of the parsed options (`recon_core.request`)."""
+    from recon_core.request import ReconstructionRequest
+
+    return ReconstructionRequest(
+        output=args.output,
+        resolution=args.resolution,
+        iso=args.iso,
+        faces=args.faces,
+        points=args.points,
+        symmetric=args.symmetric,
+        view=args.view[0] if args.view else None,  # the first: each is parsed already
+        fit_silhouette=args.fit_silhouette,
+        consistency=args.consistency,
+        device=args.device,
+    )
+
+
+def output_stems(images: list[Path], folder: Path) -> list[Path]:
+    """Where each picture's results go (without suffix): its name in ``folder``, with -2,
+    -3... after names that an earlier picture of the same run already took (``a/thing.png``
+    and ``b/thing.png``, ``chair.png`` and ``chair.jpg``), so that none overwrites another.
+    Names are compared without case, as some file systems do."""
+    taken: set[str] = set()
+    stems = []
+    for path in images:
+        name, k = path.stem, 1
+        while name.lower() in taken:
+            k += 1
+            name = f"{path.stem}-{k}"
+        taken.add(name.lower())
+        stems.append(folder / name)
+    return stems
+
+
+def check_writable(folder: Path) -> None:
+    """Create ``folder`` if needed and prove it takes a file, before any work; an OSError
+    naming it otherwise. Temporaries that killed runs left there are removed."""
+    import tempfile
+
+    from recon_core.files import remove_stale_temporaries
+
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".recon3d-probe-", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OSError(f"{folder}: cannot write results there ({exc.strerror or exc})") from None
+    remove_stale_temporaries(folder)
+
+
 def reconstruct(argv: list[str]) -> int:
     args = _reconstruct_parser().parse_args(argv)
+    from recon_core.request import RequestError
+
     if args.mask is not None and len(args.mask) != len(args.images):
-        print(
-            f"error: {len(args.mask)} --mask files for {len(args.images)} pictures; give "
-            "one per picture",
-            file=sys.stderr,
+        return _error(
+            f"{len(args.mask)} --mask files for {len(args.images)} pictures; give one per picture"
         )
-        return 2
+    if args.view is not None and len(args.view) not in (1, len(args.images)):
+        return _error(
+            f"{len(args.view)} --view hints for {len(args.images)} pictures; give "
+            "one for all or one per picture"
+        )
+    try:
+        request = _request(args)
+    except RequestError as exc:
+        return _error(str(exc))
+    try:
+        check_writable(args.output_dir)
+    except OSError as exc:
+        return _error(_first_line(exc))
     import numpy as np
     from PIL import Image
     from tqdm import tqdm
 
     from recon_core.checkpoint import CheckpointError
-    from recon_core.data import atomic_write_bytes
     from recon_core.extraction import ExtractionError
+    from recon_core.files import write_all_or_none
     from recon_core.inference import Reconstructor
-    from recon_core.meshio import write_result
-    from recon_core.picture import PictureError, read_picture, save_mask
+    from recon_core.meshio import result_bytes
+    from recon_core.picture import PictureError, read_picture
     from recon_core.preview import preview_sheet, sample_mesh
+    from recon_core.request import DEFAULT_POINTS
 
-    if not 16 <= args.resolution <= 512:
-        print(
-            f"error: --resolution must be between 16 and 512, got {args.resolution}",
-            file=sys.stderr,
-        )
-        return 2
-    if not 0.0 < args.iso < 1.0:
-        print(f"error: --iso must be strictly between 0 and 1, got {args.iso}", file=sys.stderr)
-        return 2
-    if args.faces is not None and args.faces < 4:
-        print(f"error: --faces must be at least 4, got {args.faces}", file=sys.stderr)
-        return 2
-    if args.view is not None and len(args.view) not in (1, len(args.images)):
-        print(
-            f"error: {len(args.view)} --view hints for {len(args.images)} pictures; give "
-            "one for all or one per picture",
-            file=sys.stderr,
-        )
-        return 2
-    if args.fit_silhouette and args.view is None:
-        print(
-            "error: --fit-silhouette needs --view: with the viewpoint estimated from the "
-            "picture alone the fit gains nothing on average",
-            file=sys.stderr,
-        )
-        return 2
     try:
-        model = Reconstructor(args.model, args.device, args.consistency, args.symmetric)
+        model = Reconstructor(args.model, request.device, request.consistency, request.symmetric)
     except (CheckpointError, ValueError, OSError) as exc:
-        print(f"error: {_first_line(exc)}", file=sys.stderr)
-        return 2
-    if args.fit_silhouette and model.config.method != "implicit":
-        print(
-            f"error: {model.path}: --fit-silhouette needs an implicit model, this one is "
-            f"{model.config.method}",
-            file=sys.stderr,
+        return _error(_first_line(exc))
+    if request.fit_silhouette and model.config.method != "implicit":
+        return _error(
+            f"{model.path}: --fit-silhouette needs an implicit model, this one is "
+            f"{model.config.method}"
         )
-        return 2
     failures = 0
+    stems = output_stems(args.images, args.output_dir)
     bar = tqdm(
         args.images,
         unit="image",
@@ -185,32 +228,29 @@ def reconstruct(argv: list[str]) -> int:
             if args.view is not None:
                 model.view = args.view[k if len(args.view) > 1 else 0]
             encoded = model.encode_picture(picture)
-            if args.fit_silhouette:
+            if request.fit_silhouette:
                 encoded = model.fit_silhouette(encoded)
             # A point-cloud model meshes its cloud; an implicit model samples its mesh.
-            want_mesh, want_points = args.output in ("mesh", "both"), args.output != "mesh"
-            stem = args.output_dir / path.stem
-            files = []  # everything is computed before anything is written
+            want_mesh, want_points = request.output in ("mesh", "both"), request.output != "mesh"
+            stem = stems[k]
+            files: dict[Path, bytes] = {}  # all computed, then written as a set
             mesh = view = None
             if want_mesh or (want_points and encoded.method == "implicit"):
-                mesh = model.coloured_mesh(encoded, args.resolution, args.iso, args.faces)
+                mesh = model.coloured_mesh(encoded, request.resolution, request.iso, request.faces)
                 view = mesh.view
             if want_mesh:
-                files.append(
-                    (stem.with_suffix(f".{args.format}"), (mesh.vertices, mesh.faces, mesh.colours))
-                )
+                target = stem.with_suffix(f".{args.format}")
+                files[target] = result_bytes(target, mesh.vertices, mesh.faces, mesh.colours)
             if want_points:
                 if encoded.method == "pointcloud":
-                    cloud = model.coloured_points(encoded, args.points)
+                    cloud = model.coloured_points(encoded, request.points)
                     points, colours, view = cloud.points, cloud.colours, cloud.view
                 else:
-                    count = args.points or 20000
+                    count = request.points or DEFAULT_POINTS
                     points, _, colours = sample_mesh(mesh.vertices, mesh.faces, mesh.colours, count)
                 suffix = "glb" if args.format == "glb" else "ply"
-                files.append(
-                    (stem.parent / f"{stem.name}_points.{suffix}", (points, None, colours))
-                )
-            sheet = None
+                target = stem.parent / f"{stem.name}_points.{suffix}"
+                files[target] = result_bytes(target, points, None, colours)
             if not args.no_preview:
                 rgb = np.where(picture.mask[..., None], picture.rgb, 255).astype(np.uint8)
                 if mesh is not None:
@@ -218,15 +258,16 @@ def reconstruct(argv: list[str]) -> int:
                     sheet = preview_sheet(rgb, shown[0], shown[2], shown[1])
                 else:
                     sheet = preview_sheet(rgb, points, colours)
-            args.output_dir.mkdir(parents=True, exist_ok=True)
-            written = [write_result(target, *arrays) for target, arrays in files]
-            if sheet is not None:
-                target = stem.parent / f"{stem.name}_preview.png"
-                image = Image.fromarray(sheet)
-                atomic_write_bytes(target, lambda handle, im=image: im.save(handle, format="PNG"))
-                written.append(target)
+                files[stem.parent / f"{stem.name}_preview.png"] = _png_bytes(Image, sheet)
             if args.save_mask:
-                written.append(save_mask(picture.mask, stem.parent / f"{stem.name}_mask.png"))
+                mask_image = picture.mask.astype(np.uint8) * 255
+                files[stem.parent / f"{stem.name}_mask.png"] = _png_bytes(Image, mask_image)
+            written = write_all_or_none(
+                {
+                    target: (lambda handle, data=data: handle.write(data))
+                    for target, data in files.items()
+                }
+            )
             line = f"{path}: " + ", ".join(str(w) for w in written)
             if view is not None:  # a wrong guess is fixed with --view: say what it was
                 line += f"; colours seen from {view.describe()}"
@@ -240,6 +281,14 @@ def reconstruct(argv: list[str]) -> int:
             bar.write(f"error: {message}", file=sys.stderr)
     bar.close()
     return 1 if failures else 0
+
+
+def _png_bytes(image_module, array) -> bytes:
+    import io
+
+    buffer = io.BytesIO()
+    image_module.fromarray(array).save(buffer, format="PNG")
+    return buffer.getvalue()
 
 
 def models(argv: list[str]) -> int:
@@ -258,7 +307,7 @@ def models(argv: list[str]) -> int:
     print(f"{'name':<22} {'origin':<8} {'method':<11} {'MB':>6}  test metrics (mean)  categories")
     for entry in entries:
         if entry.error:
-            print(f"{entry.name:<22} {entry.origin:<8} unreadable: {entry.error}")
+            print(f"{entry.name:<22} {entry.origin:<8} broken: {entry.error}")
             continue
         metrics = (entry.meta or {}).get("metrics", {}).get("mean_over_categories", {})
         shown = (

@@ -37,8 +37,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import zipfile
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
@@ -47,6 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from recon_core.files import atomic_write_bytes
 from recon_core.geometry import PADDED_HALF_EXTENT
 from recon_core.imaging import network_input
 
@@ -60,7 +59,6 @@ __all__ = [
     "write_index",
     "read_index",
     "record_path",
-    "atomic_write_bytes",
     "PreparedDataset",
     "DatasetError",
     "SampleSettings",
@@ -123,29 +121,6 @@ def _safe_name(shape_id: str) -> str:
 def record_path(root: str | Path, shape_id: str) -> Path:
     """Where the record of ``shape_id`` lives inside dataset ``root``."""
     return Path(root) / "records" / f"{_safe_name(shape_id)}.npz"
-
-
-def atomic_write_bytes(path: str | Path, write) -> None:
-    """Call ``write(file_object)`` on a temporary file beside ``path``, then rename it over
-    ``path``: readers see the old file or the new one, never a partial one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes files private; give the usual mode
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _validate(arrays: RecordArrays, where: str) -> None:

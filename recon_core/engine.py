@@ -34,7 +34,8 @@ import torch.distributed as dist
 
 from recon_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from recon_core.config import StageConfig, TrainConfig, config_json, from_dict
-from recon_core.data import PreparedDataset, atomic_write_bytes, read_index
+from recon_core.data import PreparedDataset, read_index
+from recon_core.files import atomic_write_bytes, remove_stale_temporaries
 from recon_core.methods import METHODS
 
 __all__ = [
@@ -157,6 +158,17 @@ def _freeze(network: torch.nn.Module, stage: StageConfig) -> None:
     network.requires_grad_(True)
     for name in stage.frozen:
         network.get_submodule(name).requires_grad_(False)
+
+
+def _check_resume_step(path: Path, step: int, config: TrainConfig) -> None:
+    """A resumed run must have steps left in its schedule: a checkpoint at or past the end
+    (a hand-made or foreign file, or a schedule shortened below it) would write a model
+    without training it."""
+    if not 0 <= step < config.total_steps:
+        raise TrainingError(
+            f"{path}: the run is at step {step}, and the schedule has {config.total_steps} "
+            "steps: nothing left to train (lengthen a stage with --set stages.N.steps=...)"
+        )
 
 
 def _check_frozen(config: TrainConfig, network: torch.nn.Module, distributed: bool) -> None:
@@ -332,10 +344,7 @@ class Trainer:
                     f"{path}: the run was started with another config; resume without "
                     "--preset/--set (stage step counts aside), or start a new run folder"
                 )
-            if step > config.total_steps:
-                raise TrainingError(
-                    f"{path}: the run is at step {step}, past the new {config.total_steps}"
-                )
+            _check_resume_step(path, step, config)
             # Lengthening or shortening stages is allowed: the schedule follows the new counts.
             if self.rank == 0:
                 old, new = [s.steps for s in state.config.stages], [s.steps for s in config.stages]
@@ -343,6 +352,7 @@ class Trainer:
             self.resume_state = state
             self.start_step = step
             return config
+        _check_resume_step(path, step, state.config)
         self.resume_state = state
         self.start_step = step
         return state.config
@@ -418,11 +428,18 @@ class Trainer:
         atomic_write_bytes(self.out / "config.json", lambda handle: handle.write(text))
         from tensorboardX import SummaryWriter
 
+        remove_stale_temporaries(self.out)
+        for stale in self.out.glob("events.out.tfevents.*"):
+            if stale.stat().st_size == 0:  # left by a run killed before its first scalar
+                stale.unlink(missing_ok=True)
         self.writer = SummaryWriter(str(self.out))
         csv_path = self.out / "scalars.csv"
         fields = ["step", "stage", "lr", "loss", *self.method.loss_terms, "samples_per_s"]
         if csv_path.exists() and self.start_step > 0:  # keep rows up to the resume point
-            rows = [r for r in csv.DictReader(csv_path.open()) if int(r["step"]) < self.start_step]
+            # a row's step counts the steps done when it was written, so the checkpoint's
+            # own step is the last row it had seen
+            with csv_path.open(newline="") as handle:
+                rows = [r for r in csv.DictReader(handle) if int(r["step"]) <= self.start_step]
         else:
             rows = []
         self.csv_file = csv_path.open("w", newline="")

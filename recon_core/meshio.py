@@ -9,16 +9,16 @@ from pathlib import Path
 
 import numpy as np
 
-from recon_core.data import atomic_write_bytes
+from recon_core.files import atomic_write_bytes
 
-__all__ = ["write_obj", "write_ply", "write_glb", "write_result", "FORMATS"]
+__all__ = ["obj_bytes", "ply_bytes", "glb_bytes", "result_bytes", "write_result", "FORMATS"]
 
 FORMATS = ("glb", "obj", "ply")
 
 
-def write_obj(
+def obj_bytes(
     path: str | Path, vertices: np.ndarray, faces: np.ndarray, colors: np.ndarray | None = None
-) -> Path:
+) -> bytes:
     """Wavefront OBJ with 1-based triangle indices; vertex colours as the common
     ``v x y z r g b`` extension (Blender, MeshLab) when given."""
     buffer = io.StringIO()
@@ -32,16 +32,15 @@ def write_obj(
         np.savetxt(buffer, rows, fmt="v %.6f %.6f %.6f %.4f %.4f %.4f")
     np.savetxt(buffer, np.asarray(faces, np.int64) + 1, fmt="f %d %d %d")
     data = buffer.getvalue().encode("ascii")
-    atomic_write_bytes(path, lambda handle: handle.write(data))
-    return Path(path)
+    return data
 
 
-def write_ply(
+def ply_bytes(
     path: str | Path,
     vertices: np.ndarray,
     faces: np.ndarray | None = None,
     colors: np.ndarray | None = None,
-) -> Path:
+) -> bytes:
     """Binary little-endian PLY: vertices (V, 3), optional triangles (F, 3) and per-vertex
     RGB colours (V, 3) uint8."""
     vertices = np.asarray(vertices, np.float32)
@@ -70,20 +69,19 @@ def write_ply(
         tris["n"], tris["v"] = 3, np.asarray(faces, np.int32)
         body += tris.tobytes()
     data = ("\n".join(header) + "\nend_header\n").encode("ascii") + body
-    atomic_write_bytes(path, lambda handle: handle.write(data))
-    return Path(path)
+    return data
 
 
 # glTF is +Y up with the front facing +Z; the object frame is +Z up with the front at -Y.
 _TO_GLTF = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 
-def write_glb(
+def glb_bytes(
     path: str | Path,
     vertices: np.ndarray,
     faces: np.ndarray | None = None,
     colors: np.ndarray | None = None,
-) -> Path:
+) -> bytes:
     """glTF 2.0 binary: a triangle mesh, or points when ``faces`` is None, with optional
     per-vertex RGB colours (COLOR_0) and an unlit-looking rough material that shows them.
     Coordinates are converted to glTF's +Y up, so importers place the object upright."""
@@ -160,8 +158,28 @@ def write_glb(
             binary,
         ]
     )
-    atomic_write_bytes(path, lambda handle: handle.write(data))
-    return Path(path)
+    return data
+
+
+def result_bytes(
+    path: str | Path,
+    vertices: np.ndarray,
+    faces: np.ndarray | None = None,
+    colors: np.ndarray | None = None,
+) -> bytes:
+    """A mesh or point cloud encoded in the format named by ``path``'s suffix (.glb, .obj,
+    .ply; point clouds: .glb or .ply)."""
+    suffix = Path(path).suffix.lower().lstrip(".")
+    if suffix == "glb":
+        return glb_bytes(path, vertices, faces, colors)
+    if suffix == "ply":
+        return ply_bytes(path, vertices, faces, colors)
+    if suffix == "obj" and faces is not None:
+        return obj_bytes(path, vertices, faces, colors)
+    raise ValueError(
+        f"{path}: cannot write {'a mesh' if faces is not None else 'points'} as "
+        f"{suffix or 'no suffix'} (use {', '.join(FORMATS)})"
+    )
 
 
 def write_result(
@@ -170,16 +188,7 @@ def write_result(
     faces: np.ndarray | None = None,
     colors: np.ndarray | None = None,
 ) -> Path:
-    """Write a mesh or point cloud in the format named by ``path``'s suffix (.glb, .obj,
-    .ply; point clouds: .glb or .ply)."""
-    suffix = Path(path).suffix.lower().lstrip(".")
-    if suffix == "glb":
-        return write_glb(path, vertices, faces, colors)
-    if suffix == "ply":
-        return write_ply(path, vertices, faces, colors)
-    if suffix == "obj" and faces is not None:
-        return write_obj(path, vertices, faces, colors)
-    raise ValueError(
-        f"{path}: cannot write {'a mesh' if faces is not None else 'points'} as "
-        f"{suffix or 'no suffix'} (use {', '.join(FORMATS)})"
-    )
+    """Write a mesh or point cloud (`result_bytes`) atomically."""
+    data = result_bytes(path, vertices, faces, colors)
+    atomic_write_bytes(path, lambda handle: handle.write(data))
+    return Path(path)

@@ -11,6 +11,7 @@ fills small holes. No segmentation network is downloaded.
 
 from __future__ import annotations
 
+import logging
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +19,8 @@ from pathlib import Path
 import numpy as np
 
 from recon_core.imaging import OBJECT_FILL, crop_resize, square_crop_box, window_bounds
+
+log = logging.getLogger("recon3d")
 
 __all__ = ["PictureError", "Picture", "read_picture", "read_mask", "estimate_mask", "save_mask"]
 
@@ -96,8 +99,15 @@ def _to_rgba(image) -> tuple[np.ndarray, bool]:
     return rgba, has_alpha and bool((rgba[..., 3] < 255).any())
 
 
+MASK_ASPECT_TOLERANCE = 0.01
+"""A mask of another size is rescaled to the picture when their aspect ratios differ by at
+most this share (rounding of a downscaled mask); otherwise it is refused."""
+
+
 def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """A mask file (white or opaque = object) resized to ``shape`` (H, W)."""
+    """A mask file (white or opaque = object) for a picture of ``shape`` (H, W): one of
+    another size but the same shape is rescaled, with a warning; one of another shape is
+    refused (stretched, it would mark the wrong pixels)."""
     from PIL import Image
 
     path = Path(path)
@@ -106,7 +116,22 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
         grey = image.getchannel("A")
     else:
         grey = image.convert("L")
-    if grey.size != (shape[1], shape[0]):
+    width, height = grey.size
+    if (width, height) != (shape[1], shape[0]):
+        aspect, wanted = width / height, shape[1] / shape[0]
+        if abs(aspect - wanted) > MASK_ASPECT_TOLERANCE * wanted:
+            raise PictureError(
+                f"{path}: the mask is {width}x{height} and the picture {shape[1]}x{shape[0]}, "
+                "another shape; give a mask of the picture's size"
+            )
+        log.warning(
+            "%s: the mask is %dx%d; rescaled to the picture's %dx%d",
+            path,
+            width,
+            height,
+            shape[1],
+            shape[0],
+        )
         grey = grey.resize((shape[1], shape[0]), Image.Resampling.NEAREST)
     mask = np.asarray(grey) > 127
     if not mask.any():
@@ -188,7 +213,7 @@ def save_mask(mask: np.ndarray, path: str | Path) -> Path:
     """Write a mask as a black and white PNG, atomically."""
     from PIL import Image
 
-    from recon_core.data import atomic_write_bytes
+    from recon_core.files import atomic_write_bytes
 
     image = Image.fromarray(mask.astype(np.uint8) * 255)
     atomic_write_bytes(path, lambda handle: image.save(handle, format="PNG"))

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from recon_core.checkpoint import CheckpointError, read_metadata
+from recon_core.checkpoint import CheckpointError, check_config, read_metadata
 
 __all__ = ["ModelEntry", "bundled_dir", "user_dir", "list_models", "resolve_model"]
+
+log = logging.getLogger("recon3d")
 
 DEFAULT_MODEL = "implicit"
 """The bundled model used when none is named."""
@@ -55,20 +58,42 @@ class ModelEntry:
         return self.path.stat().st_size / 1e6
 
 
+_WARNED: set[str] = set()
+
+
+def _model_files(folder: Path) -> list[Path]:
+    """The ``.safetensors`` files of a models folder; none, with a one-line warning (once
+    per folder and process), when the folder cannot be read."""
+    try:
+        if not folder.is_dir():
+            return []
+        return sorted(p for p in folder.iterdir() if p.suffix == ".safetensors")
+    except OSError as exc:
+        if str(folder) not in _WARNED:
+            _WARNED.add(str(folder))
+            log.warning(
+                "warning: %s: cannot read this models folder (%s); its models are skipped",
+                folder,
+                exc.strerror or exc,
+            )
+        return []
+
+
 def list_models(extra_dir: str | Path | None = None) -> list[ModelEntry]:
     """Bundled models, then the user's (and ``extra_dir``'s), each sorted by name; a file
-    that is not a readable checkpoint is listed with its error."""
+    that is not a usable checkpoint (unreadable, or its config failing its checksum) is
+    listed with its error; an unreadable folder is skipped with a warning."""
     entries = []
     folders = [(bundled_dir(), "bundled"), (user_dir(), "user")]
     if extra_dir:
         folders.append((Path(extra_dir), "user"))
     for folder, origin in folders:
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.glob("*.safetensors")):
+        for path in _model_files(folder):
             try:
-                entries.append(ModelEntry(path.stem, path, origin, read_metadata(path)))
-            except CheckpointError as exc:
+                meta = read_metadata(path)
+                check_config(path, meta)
+                entries.append(ModelEntry(path.stem, path, origin, meta))
+            except (CheckpointError, OSError) as exc:
                 entries.append(ModelEntry(path.stem, path, origin, None, str(exc)))
     return entries
 
@@ -82,8 +107,9 @@ def resolve_model(name_or_path: str | Path | None) -> Path:
         if not path.is_file():
             raise CheckpointError(f"{path}: no such model file")
         return path
-    for entry in list_models():
+    entries = list_models()
+    for entry in entries:
         if entry.name == name:
             return entry.path
-    known = ", ".join(e.name for e in list_models()) or "none installed"
+    known = ", ".join(e.name for e in entries) or "none installed"
     raise CheckpointError(f"{name}: unknown model name (known: {known})")

@@ -34,14 +34,53 @@ from typing import Any
 
 import numpy as np
 
-__all__ = ["run_job", "save_encoding", "load_encoding", "main"]
+__all__ = ["run_job", "check_job", "JobError", "save_encoding", "load_encoding", "main"]
 
 STAGES = ("load model", "encode", "fit silhouette", "extract", "build geometry")
+
+_PATHS = ("model", "image", "encoding", "mask", "result", "save_encoding")
+"""Job fields that hold a model name or a file path (text)."""
+
+
+class JobError(ValueError):
+    """A job that cannot run as written; the message is one full sentence."""
+
+
+def check_job(job: Any):
+    """Check a job before any work: a JSON object with known fields of the right types,
+    what to read (``image`` or ``encoding``), where to write (``result``), and options a
+    `recon_core.request.ReconstructionRequest` accepts. Returns that request (None for a
+    mask job); raises JobError or RequestError with one line."""
+    from recon_core.request import ReconstructionRequest
+
+    if not isinstance(job, dict):
+        raise JobError(f"a job must be a JSON object, not {type(job).__name__}")
+    known = set(_PATHS) | set(ReconstructionRequest.__dataclass_fields__)
+    unknown = sorted(str(k) for k in job if k not in known)
+    if unknown:
+        raise JobError(
+            f"the job has unknown field(s) {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+        )
+    for name in _PATHS:
+        if job.get(name) is not None and not isinstance(job[name], str):
+            raise JobError(f"the job's {name} must be text, got {job[name]!r}")
+    if not job.get("result"):
+        raise JobError("the job does not say where to write its result (result: an .npz path)")
+    if job.get("output") == "mask":
+        if not job.get("image"):
+            raise JobError("a mask job needs the picture to read (image: a file path)")
+        return None
+    if not job.get("image") and not job.get("encoding"):
+        raise JobError(
+            "the job has no picture to read (image) and no earlier encoding to re-extract "
+            "(encoding)"
+        )
+    return ReconstructionRequest.from_job(job)
 
 
 def save_encoding(path: str | Path, encoded, model_path: str | Path) -> Path:
     """Keep an encoding (latent code or fused cloud, and the framed picture) on disk."""
-    from recon_core.data import atomic_write_bytes
+    from recon_core.files import atomic_write_bytes
 
     arrays: dict[str, Any] = {
         "method": np.array(encoded.method),
@@ -89,13 +128,14 @@ def run_job(
     ``colours``; ``points``, ``point_colours``; ``view``: the azimuth and elevation the
     colours were seen from, ``view_text`` the same in words). ``model_cache`` keeps loaded
     models across calls (the add-on's in-process path)."""
-    from recon_core.colour import parse_view
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
     from recon_core.preview import sample_mesh
+    from recon_core.request import DEFAULT_POINTS
 
     report = report or (lambda stage, progress: None)
-    if job.get("output") == "mask":  # only the mask the picture would be read with
+    request = check_job(job)
+    if request is None:  # only the mask the picture would be read with
         from recon_core.picture import save_mask
 
         picture = read_picture(job["image"], job.get("mask"))
@@ -106,51 +146,45 @@ def run_job(
     model_name = job.get("model")
     if job.get("encoding"):
         encoded, model_name = load_encoding(job["encoding"])
-    key = (str(model_name), job.get("device", "auto"))
+    key = (str(model_name), request.device)
     model = (model_cache or {}).get(key)
     if model is None:
-        model = Reconstructor(model_name, job.get("device", "auto"))
+        model = Reconstructor(model_name, request.device)
         if model_cache is not None:
             model_cache[key] = model
-    model.consistency = job.get("consistency")  # point-cloud models: the silhouette test
-    model.symmetric = bool(job.get("symmetric", False))
-    view = str(job.get("view") or "auto")
-    model.view = None if view == "auto" else parse_view(view)
+    model.consistency = request.consistency  # point-cloud models: the silhouette test
+    model.symmetric = request.symmetric
+    model.view = request.view_hint
     if encoded is None:
         report("encode", 0.25)
         picture = read_picture(job["image"], job.get("mask"))
         encoded = model.encode_picture(picture)
-        if job.get("fit_silhouette"):
+        if request.fit_silhouette:
             report("fit silhouette", 0.3)
             encoded = model.fit_silhouette(encoded)
         if job.get("save_encoding"):
             save_encoding(job["save_encoding"], encoded, model.path)
     report("extract", 0.45)
-    output = job.get("output", "mesh")
+    output = request.output
     result: dict[str, np.ndarray] = {}
     mesh = view = None
-    iso = float(job.get("iso", 0.5))
+    iso = request.iso
     if output in ("mesh", "both"):
-        mesh = model.coloured_mesh(
-            encoded, int(job.get("resolution", 128)), iso, job.get("faces") or None
-        )
+        mesh = model.coloured_mesh(encoded, request.resolution, iso, request.faces)
         result.update(vertices=mesh.vertices, faces=mesh.faces)
         if mesh.colours is not None:
             result["colours"] = mesh.colours
         view = mesh.view
     if output in ("points", "both"):
-        count = job.get("points") or None
         if encoded.method == "pointcloud":
-            cloud = model.coloured_points(encoded, count)
+            cloud = model.coloured_points(encoded, request.points)
             points, colours, view = cloud.points, cloud.colours, cloud.view
         else:
             if "vertices" not in result:
-                mesh = model.coloured_mesh(
-                    encoded, int(job.get("resolution", 128)), iso
-                )  # sampled for points: no face budget
+                mesh = model.coloured_mesh(encoded, request.resolution, iso)  # no face budget
                 view = mesh.view
             points, _, colours = sample_mesh(
-                mesh.vertices, mesh.faces, mesh.colours, count or 20000
+                mesh.vertices, mesh.faces, mesh.colours, request.points or DEFAULT_POINTS
             )
         result["points"] = points
         if colours is not None:
@@ -166,7 +200,11 @@ def run_job(
     return result
 
 
-def _run_and_report(job: dict[str, Any], model_cache: dict | None = None) -> bool:
+def _error_line(exc: BaseException) -> str:
+    return (str(exc).splitlines() or [type(exc).__name__])[0]
+
+
+def _run_and_report(job: Any, model_cache: dict | None = None) -> bool:
     """Run one job, printing its progress and its done or error line; True when done."""
 
     def report(stage: str, progress: float) -> None:
@@ -175,31 +213,47 @@ def _run_and_report(job: dict[str, Any], model_cache: dict | None = None) -> boo
     try:
         tick = time.perf_counter()
         result = run_job(job, report, model_cache)
-        from recon_core.data import atomic_write_bytes
+        from recon_core.files import atomic_write_bytes
 
         if job.get("output") != "mask":
             buffer = io.BytesIO()
             np.savez(buffer, **result)
             atomic_write_bytes(job["result"], lambda handle: handle.write(buffer.getvalue()))
     except Exception as exc:  # every failure is one line for the add-on to show
-        message = (str(exc).splitlines() or [type(exc).__name__])[0]
-        print(json.dumps({"error": message}), flush=True)
+        print(json.dumps({"error": _error_line(exc)}), flush=True)
         return False
     print(json.dumps({"done": job["result"], "seconds": time.perf_counter() - tick}), flush=True)
     return True
 
 
+def _parse_line(raw: bytes | str) -> Any:
+    """One request line -> the job (any JSON value; `check_job` judges it); a JobError
+    for bytes that are not UTF-8 or text that is not JSON."""
+    if isinstance(raw, bytes):
+        try:
+            raw = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JobError(f"unreadable job: not UTF-8 text (byte {exc.start})") from None
+    try:
+        return json.loads(raw)
+    except RecursionError:
+        raise JobError("unreadable job: nested too deeply") from None
+    except ValueError as exc:
+        raise JobError(f"unreadable job ({_error_line(exc)})") from None
+
+
 def serve(lines=None) -> int:
-    """Run the jobs read from ``lines`` (stdin), one JSON object per line, in order, keeping
-    loaded models between them; returns at the end of input."""
+    """Run the jobs read from ``lines`` (stdin's bytes), one JSON object per line, in order,
+    keeping loaded models between them; every line gets a done or an error line, whatever
+    it holds, and the next line is served; returns at the end of input."""
     models: dict = {}
-    for line in sys.stdin if lines is None else lines:
-        if not line.strip():
+    for raw in sys.stdin.buffer if lines is None else lines:
+        if not raw.strip():
             continue
         try:
-            job = json.loads(line)
-        except json.JSONDecodeError as exc:
-            print(json.dumps({"error": f"unreadable job ({exc})"}), flush=True)
+            job = _parse_line(raw)
+        except Exception as exc:
+            print(json.dumps({"error": _error_line(exc)}), flush=True)
             continue
         _run_and_report(job, models)
     return 0
@@ -214,9 +268,9 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"error": usage}), flush=True)
         return 2
     try:
-        job = json.loads(Path(argv[0]).read_text("utf-8"))
-    except (OSError, ValueError) as exc:
-        print(json.dumps({"error": f"{argv[0]}: unreadable job ({exc})"}), flush=True)
+        job = _parse_line(Path(argv[0]).read_bytes())
+    except (OSError, JobError) as exc:
+        print(json.dumps({"error": f"{argv[0]}: {_error_line(exc)}"}), flush=True)
         return 1
     return 0 if _run_and_report(job) else 1
 

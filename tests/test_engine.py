@@ -292,6 +292,8 @@ def test_resumed_run_reaches_the_same_weights_bit_for_bit(tiny_dataset, tmp_path
     assert not (killed / "model.safetensors").exists(), "the run finished before the kill"
     stopped_at = read_metadata(killed / "last.safetensors")["step"]
     assert 40 <= stopped_at < 160
+    # a run killed before its first scalar leaves an empty TensorBoard file behind
+    (killed / "events.out.tfevents.0.killed").write_bytes(b"")
     subprocess.run(
         [
             sys.executable,
@@ -313,6 +315,15 @@ def test_resumed_run_reaches_the_same_weights_bit_for_bit(tiny_dataset, tmp_path
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+    # the log is whole across the resume: every row, the resume step's too, once
+    import csv
+
+    def rows(run):
+        with (run / "scalars.csv").open(newline="") as handle:
+            return [(r["step"], r["loss"]) for r in csv.DictReader(handle)]
+
+    assert rows(killed) == rows(straight)
+    assert not [p for p in killed.glob("events.out.tfevents.*") if p.stat().st_size == 0]
 
 
 def test_two_processes_with_gloo_end_with_identical_weights(tiny_dataset, tmp_path):

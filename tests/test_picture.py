@@ -25,7 +25,7 @@ from recon_core.colour import (
     view_name,
 )
 from recon_core.geometry import look_at, project, view_direction
-from recon_core.meshio import write_glb
+from recon_core.meshio import write_result
 from recon_core.picture import Picture, PictureError, estimate_mask, read_picture
 
 
@@ -358,7 +358,7 @@ def test_seen_vertices_take_the_picture_colour_and_hidden_ones_their_mirror():
 
 def test_glb_round_trip_keeps_geometry_upright(tmp_path):
     box = trimesh.creation.box((0.2, 0.4, 0.8))  # tall along +Z in the object frame
-    path = write_glb(
+    path = write_result(
         tmp_path / "box.glb",
         box.vertices,
         box.faces,

@@ -54,7 +54,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(None if argv is None else list(argv))
     from PIL import Image
 
-    from recon_core.data import atomic_write_bytes, read_index
+    from recon_core.data import read_index
+    from recon_core.files import atomic_write_bytes
     from recon_core.geometry import Camera, look_at, perspective_intrinsics, view_direction
     from training.pipeline import load_shape
     from training.prepare import _parser as prepare_parser

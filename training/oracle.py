@@ -25,7 +25,8 @@ import numpy as np
 from scipy.spatial import cKDTree
 from tqdm import tqdm
 
-from recon_core.data import SPLITS, DatasetError, atomic_write_bytes, read_index, read_record
+from recon_core.data import SPLITS, DatasetError, read_index, read_record
+from recon_core.files import atomic_write_bytes
 from recon_core.metrics import fscore
 from training.evaluate import (
     _defined_iou,

@@ -27,7 +27,8 @@ from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
-from recon_core.data import atomic_write_bytes, record_path, write_index
+from recon_core.data import record_path, write_index
+from recon_core.files import atomic_write_bytes
 from recon_core.geometry import fixed_views
 from training.pipeline import PrepareSettings, ShapeSpec, add_views, process_spec, worker_init
 from training.render import RenderSettings
