@@ -79,17 +79,20 @@ def check_job(job: Any):
 
 
 def save_encoding(path: str | Path, encoded, model_path: str | Path) -> Path:
-    """Keep an encoding (latent code or fused cloud, and the framed picture) on disk."""
+    """Keep an encoding (latent code, with a pixel-aligned model's feature map and
+    elevation, or fused cloud; and the framed picture) on disk."""
     from recon_core.files import atomic_write_bytes
 
     arrays: dict[str, Any] = {
         "method": np.array(encoded.method),
         "model": np.array(str(model_path)),
     }
-    for key in ("latent", "points", "mask_logit"):
+    for key in ("latent", "points", "mask_logit", "features"):
         value = getattr(encoded, key)
         if value is not None:
             arrays[key] = value.detach().cpu().numpy()
+    if encoded.elevation is not None:
+        arrays["elevation"] = np.array(encoded.elevation)
     if encoded.framed is not None:
         arrays["framed"] = encoded.framed
     arrays["fitted"] = np.array(bool(encoded.fitted))
@@ -111,9 +114,11 @@ def load_encoding(path: str | Path):
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: unreadable cached encoding ({exc})") from None
     encoded = Encoded(str(arrays["method"]))
-    for key in ("latent", "points", "mask_logit"):
+    for key in ("latent", "points", "mask_logit", "features"):
         if key in arrays:
             setattr(encoded, key, torch.as_tensor(arrays[key]))
+    if "elevation" in arrays:
+        encoded.elevation = float(arrays["elevation"])
     encoded.framed = arrays.get("framed")
     encoded.fitted = bool(arrays.get("fitted", False))
     return encoded, str(arrays["model"])

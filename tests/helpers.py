@@ -60,3 +60,29 @@ def sphere_cloud_model(path: Path, flange: float | None = None) -> Path:
         {"categories": ["test"], "step": 0, "metrics": {}, **method.info()},
     )
     return path
+
+
+def aligned_octahedron_model(path: Path, elevation: float = 0.3) -> Path:
+    """A pixel-aligned implicit model (viewer-centred frame) whose decoder is the octahedron
+    of `octahedron_model` in the viewer frame whatever the picture (its pixel-aligned
+    features weighted zero) and whose elevation estimate is always ``elevation`` radians."""
+    config = preset("implicit-smoke")
+    config.model.encoder = "efficientnet-lite0"
+    config.model.local_features = 8
+    config.stages[0].losses["elevation"] = 1.0
+    model = METHODS["implicit"](config).build_model()
+    decoder = model.decoder
+    with torch.no_grad():
+        for p in decoder.parameters():
+            p.zero_()
+        for k in range(3):
+            decoder.lift.weight[2 * k, k] = 1.0
+            decoder.lift.weight[2 * k + 1, k] = -1.0
+        decoder.out.weight[0, :6] = -20.0
+        decoder.out.bias[0] = 20.0 * 0.35
+        model.encoder.elevation.weight.zero_()
+        model.encoder.elevation.bias.fill_(elevation)
+    save_checkpoint(
+        path, config, model.state_dict(), {"categories": ["test"], "step": 0, "metrics": {}}
+    )
+    return path

@@ -14,6 +14,7 @@ from recon_core.viewframe import (
     camera_elevation,
     image_coordinates,
     upright_rotation,
+    upright_transform,
     view_transform,
 )
 
@@ -82,7 +83,7 @@ def test_elevation_and_upright_rotation_undo_the_cameras_tilt():
 
 
 def test_the_viewer_camera_sees_the_upright_shape_where_the_picture_shows_it():
-    from recon_core.viewframe import upright_transform, viewer_camera
+    from recon_core.viewframe import viewer_camera
 
     rng = np.random.default_rng(3)
     q = rng.uniform(-0.35, 0.35, size=(300, 3))
@@ -96,3 +97,50 @@ def test_the_viewer_camera_sees_the_upright_shape_where_the_picture_shows_it():
     grid = image_coordinates(torch.tensor(q)).numpy()
     np.testing.assert_allclose(uv, (grid + 1.0) * 128.0, atol=1e-9)
     assert (depth > 0).all()
+
+
+def test_a_pixel_aligned_model_meshes_upright_with_colours_and_re_extracts(tmp_path):
+    from helpers import aligned_octahedron_model
+    from PIL import Image
+
+    from recon_core import worker
+
+    model = aligned_octahedron_model(tmp_path / "aligned.safetensors", elevation=0.3)
+    rgba = np.zeros((120, 160, 4), np.uint8)
+    rgba[30:90, 50:110] = (200, 40, 30, 255)
+    picture = tmp_path / "red.png"
+    Image.fromarray(rgba).save(picture)
+    job = {
+        "model": str(model),
+        "image": str(picture),
+        "output": "mesh",
+        "resolution": 64,
+        "result": str(tmp_path / "a.npz"),
+        "save_encoding": str(tmp_path / "encoding.npz"),
+    }
+    first = worker.run_job(job)
+    assert str(first["view_text"]) == "front (azimuth 0, elevation 17)"
+    vertices = first["vertices"]
+    extent = vertices.max(axis=0) - vertices.min(axis=0)
+    assert abs(extent.max() - 1.0) < 1e-5  # normalised as every result is
+    # the viewer-frame octahedron turned upright by the elevation and normalised
+    corners = 0.35 * np.concatenate([np.eye(3), -np.eye(3)])
+    transform = upright_transform(corners, 0.3)
+    expected = corners @ transform[:3, :3].T + transform[:3, 3]
+    np.testing.assert_allclose(vertices.min(axis=0), expected.min(axis=0), atol=0.03)
+    np.testing.assert_allclose(vertices.max(axis=0), expected.max(axis=0), atol=0.03)
+    top = vertices[vertices[:, 2].argmax()]
+    assert top[1] > 0.1  # its top leans away from the viewer, as the camera looked down
+    # colours come from the picture through the viewer's own camera: the red box
+    seen = first["colours"][np.abs(first["colours"].astype(int) - (200, 40, 30)).max(1) < 30]
+    assert len(seen) > 0.3 * len(first["colours"])
+    again = worker.run_job(
+        {
+            "encoding": str(tmp_path / "encoding.npz"),
+            "output": "mesh",
+            "resolution": 64,
+            "result": str(tmp_path / "b.npz"),
+        }
+    )
+    np.testing.assert_array_equal(again["vertices"], vertices)
+    assert str(again["view_text"]) == str(first["view_text"])
