@@ -1,7 +1,7 @@
 """Fitting an implicit model's latent code to the picture's silhouette.
 
 The encoder reads one picture once; its code falls short of what the decoder can represent
-(see the README). The picture's mask says more: seen from the picture's camera, the field
+(see docs/experiments.md). The picture's mask says more: seen from the picture's camera, the field
 should be occupied along the rays through the object and empty along the others. The fit
 optimises the latent code (the decoder stays frozen) so that the highest occupancy along
 each ray matches the mask, with a pull back to the encoder's code so that what the picture
@@ -45,7 +45,7 @@ class FitSettings:
     rays: int = 48
     """Rays per side: one through the centre of each cell of a ``rays`` x ``rays`` grid over
     the picture, aiming at the mask's coverage of its cell (pixels drawn at random each
-    step, each aiming at its own mask value, measured the same, see the README)."""
+    step, each aiming at its own mask value, measured the same, see docs/experiments.md)."""
     samples: int = 40
     """Samples per ray, within ``span`` either side of the ray's closest approach to the
     object frame's origin (the unit box's half diagonal is 0.87)."""

@@ -151,7 +151,7 @@ DEFAULT_CONSISTENCY: int | None = None
 """Point-cloud models keep every fused point with a positive mask logit unless asked for the
 silhouette test: it helps models that fit their shapes well (an 8-shape overfit: pred->GT
 1.12 -> 0.98 x100, F@2% 0.930 -> 0.941) and costs the under-trained bundled model a little
-(Sweet Home 3D val split: F@2% 0.281 -> 0.274), see the README."""
+(Sweet Home 3D val split: F@2% 0.281 -> 0.274), see docs/experiments.md."""
 
 
 class Reconstructor:
@@ -406,7 +406,7 @@ class Reconstructor:
         """A new encoding whose latent code is fitted to the picture's silhouette
         (`recon_core.fitting`), seen from the viewpoint estimated on a first 64^3 mesh (near
         ``view`` when one is set: without it the estimate is too often wrong for the fit to
-        help, see the README). Implicit models and encodings of a Picture only. About 9 s a
+        help, see docs/experiments.md). Implicit models and encodings of a Picture only. About 9 s a
         picture on a 2-core CPU with the default settings."""
         if encoded.method != "implicit":
             raise ValueError(f"{self.path}: fitting the silhouette needs an implicit model")

@@ -1,5 +1,5 @@
 """How well the colours' camera matches the camera a prepared dataset's renders were taken
-with: the numbers behind the README's viewpoint tables.
+with: the numbers behind the viewpoint tables of docs/experiments.md.
 
     python -m training.camera_report --model implicit --data data/sweethome3d --split test
 
