@@ -3,7 +3,8 @@
     python build_addon.py [--out dist] [--wheels DIR] [--no-validate]
 
 The zip holds the add-on (``blender_addon/``), the ``recon_core`` library it runs, and the
-bundled models (``blender_addon/models/*.safetensors``). ``--wheels DIR`` bundles the
+bundled models (``blender_addon/models/``, the segmentation network in its
+``segmentation/`` folder). ``--wheels DIR`` bundles the
 platform wheels found in DIR (for example scikit-image, a CPU torch) for offline installs;
 they are listed in the manifest so Blender installs them. The result is checked with
 Blender's own validator (``blender_ext.py validate``, shipped in the bpy wheel) and the build
@@ -59,9 +60,11 @@ def stage(target: Path, wheels: Path | None = None) -> None:
     _python_files(LIBRARY, target / "recon_core")
     models = target / "models"
     models.mkdir(exist_ok=True)
-    for path in sorted((ADDON / "models").glob("*")):
-        if path.suffix in (".safetensors", ".txt", ".md"):
-            shutil.copy2(path, models / path.name)
+    for path in sorted((ADDON / "models").rglob("*")):
+        if path.is_file() and path.suffix in (".safetensors", ".txt", ".md"):
+            dest = models / path.relative_to(ADDON / "models")
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(path, dest)
     manifest = (ADDON / "blender_manifest.toml").read_text("utf-8")
     if wheels is not None:
         found = sorted(wheels.glob("*.whl"))

@@ -23,6 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # slow references
 
 from timing import median_seconds, peak_mb  # noqa: E402
 
@@ -57,9 +58,10 @@ def _inputs(batch: int, views: int = 5, size: int = 128, seed: int = 0):
 
 def child(case: str, batch: int, repeats: int) -> dict:
     import torch
+    from fusion_reference import pseudo_render_naive
 
     from recon_core.config import preset
-    from recon_core.fusion import fuse, pseudo_render, pseudo_render_naive
+    from recon_core.fusion import fuse, pseudo_render
     from recon_core.methods import METHODS
 
     torch.manual_seed(0)

@@ -2,8 +2,8 @@
 
 recon3d reconstruct IMAGE...   meshes, point clouds and previews from pictures
 recon3d models                 bundled and user models with their test metrics
-recon3d prepare ...            build a prepared dataset (python -m training.prepare)
-recon3d preview ...            preview sheet of a prepared dataset (python -m training.preview)
+
+Training has its own entry points: python -m training.prepare, training.train, ...
 """
 
 from __future__ import annotations
@@ -15,11 +15,6 @@ from collections.abc import Iterable
 from pathlib import Path
 
 __all__ = ["main", "add_result_options"]
-
-_DELEGATES = {
-    "prepare": ("training.prepare", "build a prepared dataset from shapes"),
-    "preview": ("training.preview", "render a preview sheet of a prepared dataset"),
-}
 
 
 def _first_line(exc: BaseException) -> str:
@@ -55,8 +50,8 @@ def _view_hint(text: str):
 def _reconstruct_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="recon3d reconstruct",
-        description="Reconstruct objects from pictures: one object per picture, on a "
-        "transparent (alpha) or plain background.",
+        description="Reconstruct objects from pictures: one object per picture, on any "
+        "background (cut out by the bundled segmentation network) or a transparent one.",
     )
     parser.add_argument("images", nargs="+", type=Path, help="pictures (PNG, JPEG, ...)")
     parser.add_argument(
@@ -106,6 +101,14 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
         help="mask file (white = object); once per picture, in order",
     )
     parser.add_argument(
+        "--background",
+        choices=("auto", "alpha", "segment", "plain"),
+        default="auto",
+        help="where the mask comes from without --mask: the alpha channel when the picture "
+        "has one, else the bundled segmentation network (auto); or only the alpha "
+        "channel, the network, or the plain-background estimate",
+    )
+    parser.add_argument(
         "--save-mask", action="store_true", help="also write NAME_mask.png: the mask that was used"
     )
     parser.add_argument("--no-preview", action="store_true", help="skip the preview PNG")
@@ -133,6 +136,7 @@ def _request(args: argparse.Namespace):
         fit_silhouette=args.fit_silhouette,
         consistency=args.consistency,
         device=args.device,
+        background=args.background,
     )
 
 
@@ -198,10 +202,11 @@ def reconstruct(argv: list[str]) -> int:
     from recon_core.checkpoint import CheckpointError
     from recon_core.extraction import ExtractionError
     from recon_core.files import write_all_or_none
+    from recon_core.geometry import sample_mesh
     from recon_core.inference import Reconstructor
     from recon_core.meshio import result_bytes
     from recon_core.picture import PictureError, read_picture
-    from recon_core.preview import preview_sheet, sample_mesh
+    from recon_core.preview import preview_sheet
     from recon_core.request import DEFAULT_POINTS
 
     try:
@@ -224,7 +229,7 @@ def reconstruct(argv: list[str]) -> int:
     )
     for k, path in enumerate(bar):
         try:
-            picture = read_picture(path, args.mask[k] if args.mask else None)
+            picture = read_picture(path, args.mask[k] if args.mask else None, request.background)
             if args.view is not None:
                 model.view = args.view[k if len(args.view) > 1 else 0]
             encoded = model.encode_picture(picture)
@@ -331,20 +336,15 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="recon3d", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("command", choices=sorted([*_DELEGATES, "reconstruct", "models"]))
+    parser.add_argument("command", choices=["models", "reconstruct"])
     parser.add_argument("args", nargs=argparse.REMAINDER)
     if not argv or argv[0] in ("-h", "--help"):
         parser.print_help()
         return 0 if argv else 2
     parsed = parser.parse_args(argv[:1])
-    if parsed.command == "reconstruct":
-        return reconstruct(argv[1:])
     if parsed.command == "models":
         return models(argv[1:])
-    import importlib
-
-    module = importlib.import_module(_DELEGATES[parsed.command][0])
-    return module.main(argv[1:])
+    return reconstruct(argv[1:])
 
 
 if __name__ == "__main__":

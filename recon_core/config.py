@@ -47,8 +47,6 @@ class PointCloudModelConfig:
     """Number of fixed viewpoints the generator predicts."""
     view_size: int = 128
     """Side of each predicted fixed-view map."""
-    variant: Literal["paper", "residual"] = "paper"
-    """The paper's plain conv/fc architecture, or the same with residual blocks."""
     encoder_channels: tuple[int, ...] = (96, 128, 192, 256)
     """Stride-2 conv widths of the encoder."""
     encoder_fc: tuple[int, ...] = (2048, 1024, 512)
@@ -202,9 +200,20 @@ def config_json(config: TrainConfig) -> str:
     return json.dumps(to_dict(config), sort_keys=True, separators=(",", ":"))
 
 
+_RETIRED = {"PointCloudModelConfig": {"variant": "paper"}}
+"""Keys that older checkpoints hold and this version dropped, with the one value it still
+reads (the behaviour that stayed); any other value is refused."""
+
+
 def _build(cls, data: Any, where: str):
     if not isinstance(data, dict):
         raise ConfigError(f"{where}: expected an object, got {type(data).__name__}")
+    retired = _RETIRED.get(cls.__name__, {})
+    if any(key in data for key in retired):
+        for key, kept in retired.items():
+            if key in data and data[key] != kept:
+                raise ConfigError(f"{where}.{key}: {data[key]!r} is no longer supported")
+        data = {k: v for k, v in data.items() if k not in retired}
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)

@@ -63,7 +63,6 @@ __all__ = [
     "DatasetError",
     "SampleSettings",
     "unpack_voxels",
-    "grid_coordinates",
     "voxel_index",
     "mirrored_extrinsics",
     "mirror_permutation",
@@ -488,12 +487,6 @@ def mirror_sample(sample: dict, fixed_perm: np.ndarray | None = None) -> None:
         sample["points"] = sample["points"] * torch.tensor([-1.0, 1.0, 1.0])
     if "voxels" in sample:  # index order (x, y, z)
         sample["voxels"] = sample["voxels"].flip(1)
-
-
-def grid_coordinates(resolution: int, half_extent: float = PADDED_HALF_EXTENT) -> np.ndarray:
-    """Voxel-centre coordinates (R,) along one axis of the padded box's R^3 grid."""
-    step = 2.0 * half_extent / resolution
-    return -half_extent + step * (np.arange(resolution) + 0.5)
 
 
 def voxel_index(

@@ -35,12 +35,12 @@ import torch.distributed as dist
 from recon_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from recon_core.config import StageConfig, TrainConfig, config_json, from_dict
 from recon_core.data import PreparedDataset, read_index
+from recon_core.device import select_device
 from recon_core.files import atomic_write_bytes, remove_stale_temporaries
 from recon_core.methods import METHODS
 
 __all__ = [
     "Trainer",
-    "select_device",
     "StepSampler",
     "TrainingError",
     "weights_checksum",
@@ -59,22 +59,6 @@ def _without_step_counts(config: TrainConfig) -> str:
     for stage in data["stages"]:
         stage.pop("steps")
     return json.dumps(data, sort_keys=True)
-
-
-def select_device(name: str = "auto") -> torch.device:
-    """``auto`` picks CUDA, then Apple MPS, then the CPU."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise TrainingError("--device cuda asked for, but torch sees no CUDA device")
-    if device.type == "cuda" and device.index is None:
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
-    return device
 
 
 class StepSampler:

@@ -38,6 +38,7 @@ from recon_core.geometry import PADDED_HALF_EXTENT
 
 __all__ = [
     "Mesh",
+    "latent_field",
     "ExtractionStats",
     "ExtractionError",
     "EmptyFieldError",
@@ -304,3 +305,11 @@ def decimate(mesh: Mesh, faces: int) -> Mesh:
             f"{len(mesh.faces)}); ask for more faces or a lower resolution"
         )
     return Mesh(vertices.astype(np.float32), triangles.astype(np.int64))
+
+
+def latent_field(decoder, latent: torch.Tensor):
+    """The field of one code (Z,) or (1, Z): points (N, 3) -> occupancy logits (N,), on the
+    code's device; with the conditioning folded into the weights where the decoder can."""
+    if hasattr(decoder, "specialize"):
+        return decoder.specialize(latent)
+    return lambda points: decoder(latent.reshape(1, -1), points[None].to(latent.device))[0]

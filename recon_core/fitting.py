@@ -25,6 +25,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from recon_core.extraction import latent_field
 from recon_core.geometry import Camera
 
 __all__ = [
@@ -35,7 +36,6 @@ __all__ = [
     "framed_rays",
     "framed_camera",
     "grid_pixels",
-    "latent_field",
 ]
 
 
@@ -132,14 +132,6 @@ def silhouette_logits(
     origin, directions, closest = framed_rays(camera, pixels, frame)
     chosen = origin + (closest + steps[best])[:, None] * directions
     return decoder(latent.reshape(1, -1), chosen[None])[0]
-
-
-def latent_field(decoder, latent: torch.Tensor):
-    """The field of one code (Z,) or (1, Z): points (N, 3) -> occupancy logits (N,), on the
-    code's device; with the conditioning folded into the weights where the decoder can."""
-    if hasattr(decoder, "specialize"):
-        return decoder.specialize(latent)
-    return lambda points: decoder(latent.reshape(1, -1), points[None].to(latent.device))[0]
 
 
 def _coverage(mask: np.ndarray, rays: int, device) -> torch.Tensor:

@@ -38,6 +38,7 @@ import numpy as np
 
 __all__ = [
     "PADDED_HALF_EXTENT",
+    "sample_mesh",
     "ORTHO_HALF_EXTENT",
     "FIXED_VIEW_DISTANCE",
     "FIXED_VIEW_SETS",
@@ -334,3 +335,30 @@ def pixel_rays(camera: Camera) -> tuple[np.ndarray, np.ndarray]:
         directions = far - origins
         directions /= np.linalg.norm(directions, axis=1, keepdims=True)
     return origins, directions
+
+
+def sample_mesh(
+    vertices: np.ndarray,
+    faces: np.ndarray,
+    colours: np.ndarray | None,
+    count: int,
+    rng: np.random.Generator | None = None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """Area-weighted surface samples of a mesh: points (N, 3), face normals (N, 3) and
+    colours (N, 3) uint8 interpolated from vertex colours (None without colours)."""
+    rng = rng or np.random.default_rng(0)
+    tri = vertices[faces].astype(np.float64)
+    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    area = np.linalg.norm(cross, axis=1)
+    if area.sum() <= 0:
+        raise ValueError("the mesh has no area")
+    face = rng.choice(len(faces), size=count, p=area / area.sum())
+    r1, r2 = np.sqrt(rng.random(count)), rng.random(count)
+    weights = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], axis=1)
+    points = np.einsum("nk,nkd->nd", weights, tri[face])
+    normals = cross[face] / np.maximum(area[face, None], 1e-12)
+    out_colours = None
+    if colours is not None:
+        corner = colours[faces[face]].astype(np.float64)
+        out_colours = np.einsum("nk,nkd->nd", weights, corner).round().astype(np.uint8)
+    return points, normals, out_colours

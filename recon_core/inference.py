@@ -34,7 +34,7 @@ from recon_core.colour import (
     point_colours,
     vertex_normals,
 )
-from recon_core.engine import TrainingError, select_device
+from recon_core.device import select_device
 from recon_core.extraction import (
     CPU_BATCH,
     EmptyFieldError,
@@ -44,14 +44,15 @@ from recon_core.extraction import (
     decimate,
     default_batch,
     extract_mesh,
+    latent_field,
 )
-from recon_core.fitting import FitSettings, fit_silhouette, latent_field
+from recon_core.fitting import FitSettings, fit_silhouette
 from recon_core.fusion import consistent_points, fuse
+from recon_core.geometry import sample_mesh
 from recon_core.imaging import network_input
 from recon_core.methods import METHODS
 from recon_core.models.implicit import PixelCode, sample_features
 from recon_core.picture import Picture
-from recon_core.preview import sample_mesh
 from recon_core.registry import resolve_model
 from recon_core.viewframe import upright_transform, viewer_camera
 from recon_core.viewpoint import ViewpointConfig, ViewpointNet
@@ -184,10 +185,7 @@ class Reconstructor:
         if self.config.method not in METHODS:
             raise CheckpointError(f"{path}: unknown method {self.config.method!r}")
         self.method = METHODS[self.config.method](self.config)
-        try:
-            self.device = select_device(device)
-        except TrainingError as exc:
-            raise ValueError(str(exc)) from None
+        self.device = select_device(device)
         network = self.method.build_model()
         try:
             network.load_state_dict({k: v.float() for k, v in checkpoint.model_state.items()})

@@ -1,24 +1,33 @@
 """User pictures: read any image Pillow reads, find the object's mask, frame it like the
 training renders.
 
-The mask comes from, in order: a mask file given by the user, the alpha channel when it
-has transparent pixels, or an estimate of a plain or studio background. The estimate fits a
-smooth background (a plane per colour channel, so vignettes and studio gradients are
-followed) to the image's border, thresholds each pixel's distance to it (hysteresis: seeds
-above Otsu's level grow through pixels above the border's noise), removes specks and
-fills small holes. No segmentation network is downloaded.
+The mask comes from a mask file given by the user, else as ``background`` says:
+
+- ``auto`` (the default): the alpha channel when it has transparent pixels, else the
+  bundled salient-object network (`recon_core.segmentation`), else (no network) the plain
+  background estimate;
+- ``alpha``, ``segment`` or ``plain``: that source only.
+
+The plain estimate fits a smooth background (a plane per colour channel, so vignettes and
+studio gradients are followed) to the image's border, thresholds each pixel's distance to
+it (hysteresis: seeds above Otsu's level grow through pixels above the border's noise),
+removes specks and fills small holes. The network's mask keeps the largest object when a
+photo shows several. A mask that cannot be right (a speck, the whole frame, most of the
+border) is reported in ``Picture.warnings`` and logged, never used silently. Nothing is
+downloaded.
 """
 
 from __future__ import annotations
 
 import logging
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from recon_core.imaging import OBJECT_FILL, crop_resize, square_crop_box, window_bounds
+from recon_core.request import BACKGROUNDS
 
 log = logging.getLogger("recon3d")
 
@@ -37,7 +46,9 @@ class Picture:
     rgb: np.ndarray
     mask: np.ndarray
     mask_source: str
-    """"file", "alpha" or "background"."""
+    """"file", "alpha", "segment" or "plain"."""
+    warnings: list[str] = field(default_factory=list)
+    """One line each: why the mask may be wrong (said to the user, never silent)."""
 
     def rgba(self) -> np.ndarray:
         alpha = self.mask.astype(np.uint8) * 255
@@ -189,24 +200,110 @@ def estimate_mask(rgb: np.ndarray) -> np.ndarray:
     return mask
 
 
-def read_picture(path: str | Path, mask_path: str | Path | None = None) -> Picture:
-    """Read a picture and find the object's mask. Raises PictureError (one line, naming the
-    file) on unreadable input or when no object is found."""
+SMALL_MASK = 0.01
+"""A mask under this share of the picture is a speck, not an object."""
+FULL_MASK = 0.98
+"""A mask over this share of the picture took the background with it."""
+BORDER_SHARE = 0.5
+"""A mask on more than this share of the picture's border ring has the background in it
+(or the object is cut off)."""
+SECOND_OBJECT = 0.1
+"""Another connected part of the network's mask at least this share of the largest one's
+size is another object: the largest is kept, and the line says so."""
+
+
+def _largest_object(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """The largest connected part of a mask, and how many parts count as objects."""
+    from scipy import ndimage
+
+    labels, count = ndimage.label(mask)
+    if count <= 1:
+        return mask, count
+    sizes = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
+    objects = int((sizes >= SECOND_OBJECT * sizes.max()).sum())
+    return labels == 1 + int(sizes.argmax()), objects
+
+
+def segment_mask(rgb: np.ndarray) -> tuple[np.ndarray, int]:
+    """The salient object's mask (H, W) bool from the bundled network, the largest object
+    only with its small holes filled, and how many objects the network saw."""
+    from scipy import ndimage
+
+    from recon_core.segmentation import segment
+
+    mask, objects = _largest_object(segment(rgb) > 0.5)
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    labels, count = ndimage.label(holes)
+    if count:  # fill holes smaller than 0.5% of the picture (reflections, not gaps)
+        sizes = ndimage.sum(holes, labels, index=np.arange(1, count + 1))
+        mask = mask | np.isin(labels, 1 + np.flatnonzero(sizes < 0.005 * mask.size))
+    return mask, objects
+
+
+def mask_warnings(mask: np.ndarray) -> list[str]:
+    """Why a mask cannot be right, one line each (none for a plausible mask)."""
+    share = float(mask.mean())
+    out = []
+    if share < SMALL_MASK:
+        out.append(f"the mask covers only {100 * share:.1f}% of the picture")
+    if share > FULL_MASK:
+        out.append("the mask covers the whole picture: no background was told apart")
+    ring = _border(*mask.shape)
+    on_border = float(mask[ring].mean())
+    if share <= FULL_MASK and on_border > BORDER_SHARE:
+        out.append(
+            f"the mask runs along {100 * on_border:.0f}% of the picture's border: background "
+            "taken for the object, or the object cut off"
+        )
+    return out
+
+
+def read_picture(
+    path: str | Path, mask_path: str | Path | None = None, background: str = "auto"
+) -> Picture:
+    """Read a picture and find the object's mask (see the module's notes for
+    ``background``). Raises PictureError (one line, naming the file) on unreadable input or
+    when no object is found; a doubtful mask is logged and kept in ``Picture.warnings``."""
+    if background not in BACKGROUNDS:
+        raise PictureError(f"background {background!r}: use one of {', '.join(BACKGROUNDS)}")
     path = Path(path)
     rgba, has_alpha = _to_rgba(_open(path))
     rgb = np.ascontiguousarray(rgba[..., :3])
+    notes = []
     if mask_path is not None:
         mask, source = read_mask(mask_path, rgb.shape[:2]), "file"
-    elif has_alpha:
+    elif background == "alpha" or (background == "auto" and has_alpha):
+        if not has_alpha:
+            raise PictureError(
+                f"{path}: has no transparent pixels; choose another background source"
+            )
         mask, source = rgba[..., 3] > 127, "alpha"
+    elif background == "plain":
+        mask, source = estimate_mask(rgb), "plain"
     else:
-        mask, source = estimate_mask(rgb), "background"
+        from recon_core.segmentation import SegmentationError
+
+        try:
+            mask, objects = segment_mask(rgb)
+            source = "segment"
+            if objects > 1:
+                notes.append(f"{objects} objects stand out; the largest is kept")
+        except SegmentationError as exc:
+            if background == "segment":
+                raise PictureError(f"{path}: {exc}") from None
+            log.warning("warning: %s; the plain background estimate is used", exc)
+            mask, source = estimate_mask(rgb), "plain"
     if not mask.any():
-        what = {"alpha": "the alpha channel is empty", "file": "the mask is empty"}.get(
-            source, "no object stands out from the background (give --mask or a transparent PNG)"
-        )
+        what = {
+            "alpha": "the alpha channel is empty",
+            "file": "the mask is empty",
+            "segment": "no object stands out (give --mask, or try --background plain)",
+        }.get(source, "no object stands out from the background (give --mask or a transparent PNG)")
         raise PictureError(f"{path}: {what}")
-    return Picture(path, rgb, mask, source)
+    warnings = notes + mask_warnings(mask)
+    for line in warnings:
+        log.warning("warning: %s: %s", path, line)
+    return Picture(path, rgb, mask, source, warnings)
 
 
 def save_mask(mask: np.ndarray, path: str | Path) -> Path:

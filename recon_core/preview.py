@@ -9,38 +9,11 @@ import numpy as np
 
 from recon_core.geometry import Camera, look_at, perspective_intrinsics, project, view_direction
 
-__all__ = ["sample_mesh", "render_splats", "preview_camera", "preview_sheet", "PREVIEW_VIEWS"]
+__all__ = ["render_splats", "preview_camera", "preview_sheet", "PREVIEW_VIEWS"]
 
 PREVIEW_VIEWS = ((30.0, 20.0), (150.0, 20.0), (270.0, 60.0))
 """(azimuth, elevation) in degrees: front-right, back-left and a high side view."""
 _LIGHT = np.array([0.4, -0.6, 0.7]) / np.linalg.norm([0.4, -0.6, 0.7])
-
-
-def sample_mesh(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    colours: np.ndarray | None,
-    count: int,
-    rng: np.random.Generator | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
-    """Area-weighted surface samples of a mesh: points (N, 3), face normals (N, 3) and
-    colours (N, 3) uint8 interpolated from vertex colours (None without colours)."""
-    rng = rng or np.random.default_rng(0)
-    tri = vertices[faces].astype(np.float64)
-    cross = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    area = np.linalg.norm(cross, axis=1)
-    if area.sum() <= 0:
-        raise ValueError("the mesh has no area")
-    face = rng.choice(len(faces), size=count, p=area / area.sum())
-    r1, r2 = np.sqrt(rng.random(count)), rng.random(count)
-    weights = np.stack([1 - r1, r1 * (1 - r2), r1 * r2], axis=1)
-    points = np.einsum("nk,nkd->nd", weights, tri[face])
-    normals = cross[face] / np.maximum(area[face, None], 1e-12)
-    out_colours = None
-    if colours is not None:
-        corner = colours[faces[face]].astype(np.float64)
-        out_colours = np.einsum("nk,nkd->nd", weights, corner).round().astype(np.uint8)
-    return points, normals, out_colours
 
 
 def render_splats(

@@ -23,6 +23,8 @@ __all__ = [
 ]
 
 OUTPUTS = ("mesh", "points", "both")
+BACKGROUNDS = ("auto", "alpha", "segment", "plain")
+"""Mask sources without a mask file (the same as `recon_core.picture.BACKGROUNDS`)."""
 DEFAULT_RESOLUTION = 128
 DEFAULT_ISO = 0.5
 DEFAULT_POINTS = 20000
@@ -68,6 +70,9 @@ class ReconstructionRequest:
     """Point-cloud models: the silhouette test (see `Reconstructor`)."""
     device: str = "auto"
     """auto, cpu, cuda, cuda:N or mps."""
+    background: str = "auto"
+    """Where the picture's mask comes from without a mask file: auto, alpha, segment or
+    plain (`recon_core.picture`)."""
 
     def __post_init__(self):
         if self.output not in OUTPUTS:
@@ -102,6 +107,8 @@ class ReconstructionRequest:
                 "picture alone the fit gains nothing on average"
             )
         check_device(self.device)
+        if self.background not in BACKGROUNDS:
+            raise RequestError(f"background {self.background!r}: use {', '.join(BACKGROUNDS)}")
 
     @property
     def view_hint(self):

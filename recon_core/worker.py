@@ -69,6 +69,8 @@ def check_job(job: Any):
     if job.get("output") == "mask":
         if not job.get("image"):
             raise JobError("a mask job needs the picture to read (image: a file path)")
+        background = job.get("background") or "auto"
+        ReconstructionRequest(background=background)  # checks it
         return None
     if not job.get("image") and not job.get("encoding"):
         raise JobError(
@@ -133,9 +135,9 @@ def run_job(
     ``colours``; ``points``, ``point_colours``; ``view``: the azimuth and elevation the
     colours were seen from, ``view_text`` the same in words). ``model_cache`` keeps loaded
     models across calls (the add-on's in-process path)."""
+    from recon_core.geometry import sample_mesh
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
-    from recon_core.preview import sample_mesh
     from recon_core.request import DEFAULT_POINTS
 
     report = report or (lambda stage, progress: None)
@@ -143,9 +145,12 @@ def run_job(
     if request is None:  # only the mask the picture would be read with
         from recon_core.picture import save_mask
 
-        picture = read_picture(job["image"], job.get("mask"))
+        picture = read_picture(job["image"], job.get("mask"), job.get("background") or "auto")
         save_mask(picture.mask, job["result"])
-        return {"mask_source": np.array(picture.mask_source)}
+        return {
+            "mask_source": np.array(picture.mask_source),
+            "mask_warnings": np.array("\n".join(picture.warnings)),
+        }
     report("load model", 0.05)
     encoded = None
     model_name = job.get("model")
@@ -162,7 +167,7 @@ def run_job(
     model.view = request.view_hint
     if encoded is None:
         report("encode", 0.25)
-        picture = read_picture(job["image"], job.get("mask"))
+        picture = read_picture(job["image"], job.get("mask"), request.background)
         encoded = model.encode_picture(picture)
         if request.fit_silhouette:
             report("fit silhouette", 0.3)

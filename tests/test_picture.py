@@ -51,12 +51,12 @@ def test_every_common_mode_reads_with_a_mask(tmp_path, mode):
         image = image.convert(mode)
     path = tmp_path / ("p.jpg" if mode == "CMYK" else "p.png")
     image.save(path)
-    picture = read_picture(path)
+    picture = read_picture(path, background="auto" if mode in ("RGBA", "LA") else "plain")
     assert picture.rgb.shape == (60, 80, 3) and picture.rgb.dtype == np.uint8
     truth = np.zeros((60, 80), bool)
     truth[10:40, 20:50] = True
     assert (picture.mask & truth).sum() / (picture.mask | truth).sum() > 0.9
-    assert picture.mask_source == ("alpha" if mode in ("RGBA", "LA") else "background")
+    assert picture.mask_source == ("alpha" if mode in ("RGBA", "LA") else "plain")
     framed = picture.framed(64)
     assert framed.shape == (64, 64, 4)
     rows = np.flatnonzero((framed[..., 3] > 127).any(axis=1))

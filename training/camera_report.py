@@ -45,11 +45,10 @@ from recon_core.colour import (
 )
 from recon_core.data import DatasetError, read_index, read_record, record_path
 from recon_core.extraction import ExtractionError
-from recon_core.geometry import angle_gap, project
+from recon_core.geometry import angle_gap, project, sample_mesh
 from recon_core.imaging import crop_intrinsics, square_crop_box
 from recon_core.inference import COLOUR_SIZE, Reconstructor
 from recon_core.picture import Picture
-from recon_core.preview import sample_mesh
 from recon_core.viewpoint import camera_angles
 
 __all__ = ["camera_errors", "summarise", "main"]

@@ -49,9 +49,10 @@ def resolutions(
     """One row: the picture, then the mesh of one latent code at each resolution."""
     from PIL import Image, ImageDraw
 
+    from recon_core.geometry import sample_mesh
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
-    from recon_core.preview import preview_camera, render_splats, sample_mesh
+    from recon_core.preview import preview_camera, render_splats
 
     reconstructor = Reconstructor(model, "cpu")
     encoded = reconstructor.encode_picture(read_picture(picture_path))
@@ -106,8 +107,9 @@ def nearest(model: str, data: Path, oracle: Path, shapes: list[str]) -> np.ndarr
     from PIL import Image, ImageDraw
 
     from recon_core.data import read_index, read_record
+    from recon_core.geometry import sample_mesh
     from recon_core.inference import Reconstructor
-    from recon_core.preview import preview_camera, render_splats, sample_mesh
+    from recon_core.preview import preview_camera, render_splats
     from training.evaluate import _contains, _defined_iou, _uniform_samples
 
     report = json.loads((oracle / "metrics.json").read_text("utf-8"))

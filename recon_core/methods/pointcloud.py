@@ -60,7 +60,6 @@ class PointCloudMethod(Method):
             m.encoder_fc,
             m.decoder_fc,
             m.decoder_channels,
-            residual=m.variant == "residual",
         )
 
     def losses(self, model, batch, weights):

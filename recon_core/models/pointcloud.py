@@ -15,23 +15,6 @@ def _conv_bn(cin: int, cout: int, stride: int = 1) -> nn.Sequential:
     )
 
 
-class _Residual(nn.Module):
-    """A 3x3 conv residual block at constant width (the residual variant)."""
-
-    def __init__(self, channels: int):
-        super().__init__()
-        self.body = nn.Sequential(
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(channels),
-            nn.ReLU(inplace=True),
-            nn.Conv2d(channels, channels, 3, 1, 1, bias=False),
-            nn.BatchNorm2d(channels),
-        )
-
-    def forward(self, x):
-        return F.relu(x + self.body(x))
-
-
 class _UpsampleConv2d(nn.Conv2d):
     """A 3x3 convolution of the x2 nearest-upsampled input, computed without upsampling.
 
@@ -105,7 +88,6 @@ class StructureGenerator(nn.Module):
         encoder_fc: tuple[int, ...] = (2048, 1024, 512),
         decoder_fc: tuple[int, ...] = (1024, 2048, 4096),
         decoder_channels: tuple[int, ...] = (192, 128, 96, 64, 48),
-        residual: bool = False,
         in_channels: int = 4,
     ):
         super().__init__()
@@ -118,8 +100,6 @@ class StructureGenerator(nn.Module):
             raise ValueError(f"input_size must be 64 or 128, got {input_size}")
         for cout in encoder_channels:
             encoder.append(_conv_bn(cin, cout, 2))
-            if residual:
-                encoder.append(_Residual(cout))
             cin = cout
         self.encoder = nn.Sequential(*encoder)
         bottleneck = cin * 4 * 4
@@ -130,8 +110,6 @@ class StructureGenerator(nn.Module):
             up = _conv_bn(cin, cout)
             up[0] = _UpsampleConv2d(cin, cout)
             decoder += [_UpsampleFolded(), up]
-            if residual:
-                decoder.append(_Residual(cout))
             cin = cout
         self.decoder = nn.Sequential(*decoder)
         self.head = nn.Conv2d(cin, 4 * views, 1)

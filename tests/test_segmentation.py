@@ -1,0 +1,126 @@
+"""The bundled segmentation network: its weights reproduce the released model, and the mask
+a picture is read with follows --background."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from recon_core.picture import PictureError, read_picture
+
+DATA = Path(__file__).parent / "data"
+EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+
+
+def _composite(tmp_path: Path, background: np.ndarray, name: str = "photo.jpg"):
+    """examples/armchair.png over ``background`` (resized to it), saved as a JPEG, and its
+    true mask."""
+    chair = Image.open(EXAMPLES / "armchair.png").convert("RGBA")
+    scene = Image.fromarray(background).convert("RGB").resize(chair.size)
+    scene.paste(chair, (0, 0), chair)
+    path = tmp_path / name
+    scene.save(path, quality=92)
+    return path, np.asarray(chair)[..., 3] > 127
+
+
+def _iou(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_the_network_reproduces_the_released_models_output():
+    import torch
+
+    from recon_core.models.segmentation import IMAGENET_MEAN, IMAGENET_STD
+    from recon_core.segmentation import _network
+
+    reference = np.load(DATA / "u2netp_reference.npz")  # made by onnxruntime on u2netp.onnx
+    rgb = reference["picture"].astype(np.float32)
+    x = rgb / rgb.max()
+    x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    with torch.no_grad():
+        out = _network()(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0, 0].numpy()
+    np.testing.assert_allclose(out[::4, ::4], reference["probability"], atol=1e-4)
+
+
+def test_a_photo_background_is_cut_out_where_the_plain_estimate_fails(tmp_path):
+    yy, xx = np.mgrid[0:240, 0:240] / 240.0
+    rng = np.random.default_rng(0)
+    clutter = np.stack([150 + 80 * xx, 90 + 100 * yy, 60 + 60 * xx * yy], axis=-1)
+    clutter += rng.normal(0, 12, clutter.shape)  # a textured wall, not a plain studio sweep
+    for _ in range(6):  # and a few framed rectangles on it
+        y, x = rng.integers(0, 200, size=2)
+        clutter[y : y + 30, x : x + 40] = rng.integers(0, 255, size=3)
+    path, truth = _composite(tmp_path, np.clip(clutter, 0, 255).astype(np.uint8))
+    segmented = read_picture(path)  # auto: no alpha, so the network
+    assert segmented.mask_source == "segment"
+    assert _iou(segmented.mask, truth) > 0.8  # a thin chair: its legs are a few pixels wide
+    plain = read_picture(path, background="plain")
+    assert plain.mask_source == "plain" and _iou(plain.mask, truth) < 0.7
+
+
+def test_background_choices_behave_as_documented(tmp_path, caplog):
+    rgba = np.zeros((120, 160, 4), np.uint8)
+    rgba[30:90, 50:110] = (40, 160, 90, 255)
+    transparent = tmp_path / "box.png"
+    Image.fromarray(rgba).save(transparent)
+    assert read_picture(transparent).mask_source == "alpha"
+    assert read_picture(transparent, background="alpha").mask_source == "alpha"
+    assert read_picture(transparent, background="segment").mask_source == "segment"
+    opaque = tmp_path / "opaque.png"
+    Image.fromarray(np.where(rgba[..., 3:] > 0, rgba[..., :3], 255).astype(np.uint8)).save(opaque)
+    with pytest.raises(PictureError, match="opaque.png: has no transparent pixels"):
+        read_picture(opaque, background="alpha")
+    plain = read_picture(opaque, background="plain")
+    truth = np.zeros((120, 160), bool)
+    truth[30:90, 50:110] = True
+    assert plain.mask_source == "plain" and _iou(plain.mask, truth) > 0.99
+    with pytest.raises(PictureError, match="background 'chroma'"):
+        read_picture(opaque, background="chroma")
+
+
+def test_a_picture_with_no_salient_object_is_one_error_and_nothing_is_written(tmp_path, capsys):
+    from recon_core import cli
+
+    flat = tmp_path / "wall.jpg"
+    yy, xx = np.mgrid[0:200, 0:300]
+    Image.fromarray(np.stack([90 + 0 * xx, 100 + 0 * yy, 110 + 0 * xx], -1).astype(np.uint8)).save(
+        flat
+    )
+    with pytest.raises(PictureError, match="wall.jpg: no object stands out"):
+        read_picture(flat, background="segment")
+    out = tmp_path / "out"
+    code = cli.main(["reconstruct", str(flat), "--background", "segment", "--output-dir", str(out)])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "wall.jpg: no object stands out" in err[0]
+    assert list(out.iterdir()) == []
+
+
+def test_doubtful_masks_are_said_and_several_objects_keep_the_largest(tmp_path, caplog):
+    rgba = np.zeros((200, 200, 4), np.uint8)
+    rgba[95:99, 95:99] = (200, 30, 30, 255)  # a speck: 0.04% of the picture
+    speck = tmp_path / "speck.png"
+    Image.fromarray(rgba).save(speck)
+    assert read_picture(speck).warnings == ["the mask covers only 0.0% of the picture"]
+    rgba[:] = (200, 30, 30, 255)
+    full = tmp_path / "full.png"
+    Image.fromarray(rgba).save(full)
+    mask = np.ones((200, 200), np.uint8) * 255
+    mask[0, 0] = 0
+    Image.fromarray(mask).save(tmp_path / "fullmask.png")
+    warnings = read_picture(full, tmp_path / "fullmask.png").warnings
+    assert warnings == ["the mask covers the whole picture: no background was told apart"]
+    logged = [r.getMessage() for r in caplog.records]
+    assert any(m.startswith(f"warning: {speck}: the mask covers only") for m in logged)
+
+    from recon_core.picture import _largest_object
+
+    two = np.zeros((50, 50), bool)
+    two[5:25, 5:25] = True
+    two[30:45, 30:45] = True
+    two[0, 49] = True  # a speck does not count as an object
+    kept, objects = _largest_object(two)
+    assert objects == 2 and kept.sum() == 400 and kept[10, 10] and not kept[35, 35]
