@@ -41,6 +41,7 @@ def _job(settings, image: str, encoding: str | None = None) -> dict:
         "fit_silhouette": settings.fit_silhouette and can_fit_silhouette(settings),
         "consistency": 0 if settings.views_agree else None,
         "device": settings.device,
+        "background": settings.background,
     }
     if encoding:
         job["encoding"] = encoding
@@ -378,8 +379,8 @@ class RECON_OT_batch(bpy.types.Operator):
 
 
 class RECON_OT_show_mask(bpy.types.Operator):
-    """Compute the mask the picture will be read with (alpha, mask file or background
-    estimate) and show it in the panel"""
+    """Compute the mask the picture will be read with (the mask file, or as Background
+    says) and show it in the panel, with a warning beside it when it cannot be right"""
 
     bl_idname = "image_to_3d.show_mask"
     bl_label = "Show mask"
@@ -391,14 +392,21 @@ class RECON_OT_show_mask(bpy.types.Operator):
             self.report({"ERROR"}, f"{image or 'no image chosen'}: no such image file")
             return {"CANCELLED"}
         target = runner.user_dir("cache") / f"{Path(image).stem}_mask.png"
-        job = {"image": image, "output": "mask", "result": str(target)}
+        job = {
+            "image": image,
+            "output": "mask",
+            "result": str(target),
+            "background": settings.background,
+        }
         if settings.mask_path:
             job["mask"] = bpy.path.abspath(settings.mask_path)
+        settings.mask_warning = ""
         try:
-            runner.run(job)
+            result = runner.run(job)
         except ValueError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
+        settings.mask_warning = str(result.get("mask_warnings", ""))
         name = "Image to 3D mask"
         old = bpy.data.images.get(name)
         if old is not None:
@@ -406,7 +414,11 @@ class RECON_OT_show_mask(bpy.types.Operator):
         mask = bpy.data.images.load(str(target), check_existing=False)
         mask.name = name
         mask.preview_ensure()
-        self.report({"INFO"}, f"mask: {target}")
+        source = str(result.get("mask_source", ""))
+        if settings.mask_warning:
+            self.report({"WARNING"}, f"mask ({source}): {settings.mask_warning.splitlines()[0]}")
+        else:
+            self.report({"INFO"}, f"mask ({source}): {target}")
         return {"FINISHED"}
 
 

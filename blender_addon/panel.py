@@ -31,6 +31,11 @@ class RECON_PT_main(bpy.types.Panel):
         row = layout.row(align=True)
         row.prop(settings, "mask_path")
         row.operator("image_to_3d.show_mask", text="", icon="HIDE_OFF")
+        row = layout.row(align=True)
+        row.enabled = not settings.mask_path
+        row.prop(settings, "background")
+        for line in settings.mask_warning.splitlines():
+            layout.label(text=line, icon="ERROR")
         layout.prop(settings, "model")
         layout.prop(settings, "output", expand=True)
         col = layout.column(align=True)

@@ -7,6 +7,14 @@ import bpy
 from .models_index import describe, model_files
 from .runner import preferences
 
+BACKGROUND_ITEMS = [
+    ("auto", "Auto", "The alpha channel when the picture has one, else the segmentation network"),
+    ("alpha", "Alpha", "The picture's alpha channel only"),
+    ("segment", "Segment", "Cut the object out of any background with the segmentation network"),
+    ("plain", "Plain", "Estimate a plain or studio background from the picture's border"),
+]
+"""The Background choices (the same as recon3d reconstruct --background)."""
+
 VIEW_ITEMS = [
     ("auto", "Auto", "Estimated from the picture (a quarter come out seen from behind)"),
     ("front", "Front", "From -Y, as Blender's Front view"),
@@ -58,9 +66,19 @@ class RECON_Settings(bpy.types.PropertyGroup):
     )
     mask_path: bpy.props.StringProperty(
         name="Mask",
-        description="Optional mask picture (white = object) overriding alpha or the "
-        "background estimate",
+        description="Optional mask picture (white = object) overriding the Background choice",
         subtype="FILE_PATH",
+        default="",
+    )
+    background: bpy.props.EnumProperty(
+        name="Background",
+        description="Where the object's mask comes from without a mask picture",
+        items=BACKGROUND_ITEMS,
+        default="auto",
+    )
+    mask_warning: bpy.props.StringProperty(
+        name="Mask warning",
+        description="Why the mask last shown may be wrong (empty when it looks right)",
         default="",
     )
     model: bpy.props.EnumProperty(

@@ -246,7 +246,7 @@ class WorkerJob:
             elif "error" in message:
                 self.error = message["error"]
             elif "done" in message:
-                self.done = True
+                self.done, self.message = True, message
         if not (self.done or self.error):
             if self.worker.alive() or self.worker.lines.qsize():
                 return False  # still running, or lines left to read on the next poll
@@ -279,6 +279,9 @@ class WorkerJob:
     def result(self) -> dict:
         import numpy as np
 
+        if self.job.get("output") == "mask":  # the result file is the mask picture
+            keys = ("mask_source", "mask_warnings")
+            return {k: self.message[k] for k in keys if k in self.message}
         with np.load(self.job["result"]) as data:
             return {k: data[k] for k in data.files}
 

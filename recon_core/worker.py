@@ -17,7 +17,8 @@ encoding for later re-extraction). The result holds ``vertices``, ``faces``, ``c
 be extracted at a lower iso level than asked (see `Reconstructor.mesh`).
 
 Progress goes to stdout, one JSON object per line: ``{"stage": ..., "progress": 0-1}``,
-then ``{"done": RESULT}`` or ``{"error": "one line"}``; in ``--serve`` mode the same lines
+then ``{"done": RESULT}`` (for a mask job, with ``mask_source`` and ``mask_warnings``) or
+``{"error": "one line"}``; in ``--serve`` mode the same lines
 follow each job in turn. The result and encoding files are
 written atomically, so a killed job leaves nothing half-written.
 """
@@ -46,10 +47,11 @@ class JobError(ValueError):
     """A job that cannot run as written; the message is one full sentence."""
 
 
-def check_job(job: Any):
+def check_job(job: Any, writes_result: bool = True):
     """Check a job before any work: a JSON object with known fields of the right types,
-    what to read (``image`` or ``encoding``), where to write (``result``), and options a
-    `recon_core.request.ReconstructionRequest` accepts. Returns that request (None for a
+    what to read (``image`` or ``encoding``), where to write (``result``: needed by a mask
+    job, and when ``writes_result``, as for every job the worker process runs), and options
+    a `recon_core.request.ReconstructionRequest` accepts. Returns that request (None for a
     mask job); raises JobError or RequestError with one line."""
     from recon_core.request import ReconstructionRequest
 
@@ -64,7 +66,7 @@ def check_job(job: Any):
     for name in _PATHS:
         if job.get(name) is not None and not isinstance(job[name], str):
             raise JobError(f"the job's {name} must be text, got {job[name]!r}")
-    if not job.get("result"):
+    if not job.get("result") and (writes_result or job.get("output") == "mask"):
         raise JobError("the job does not say where to write its result (result: an .npz path)")
     if job.get("output") == "mask":
         if not job.get("image"):
@@ -134,14 +136,14 @@ def run_job(
     """Run a job in this process; returns the result arrays (``vertices``, ``faces``,
     ``colours``; ``points``, ``point_colours``; ``view``: the azimuth and elevation the
     colours were seen from, ``view_text`` the same in words). ``model_cache`` keeps loaded
-    models across calls (the add-on's in-process path)."""
+    models across calls (the add-on's in-process path, whose jobs need no ``result``)."""
     from recon_core.geometry import sample_mesh
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
     from recon_core.request import DEFAULT_POINTS
 
     report = report or (lambda stage, progress: None)
-    request = check_job(job)
+    request = check_job(job, writes_result=False)
     if request is None:  # only the mask the picture would be read with
         from recon_core.picture import save_mask
 
@@ -222,6 +224,7 @@ def _run_and_report(job: Any, model_cache: dict | None = None) -> bool:
 
     try:
         tick = time.perf_counter()
+        check_job(job, writes_result=True)  # where the result goes, before any work
         result = run_job(job, report, model_cache)
         from recon_core.files import atomic_write_bytes
 
@@ -232,7 +235,10 @@ def _run_and_report(job: Any, model_cache: dict | None = None) -> bool:
     except Exception as exc:  # every failure is one line for the add-on to show
         print(json.dumps({"error": _error_line(exc)}), flush=True)
         return False
-    print(json.dumps({"done": job["result"], "seconds": time.perf_counter() - tick}), flush=True)
+    done = {"done": job["result"], "seconds": time.perf_counter() - tick}
+    if job.get("output") == "mask":  # the result file is the mask: what it came from here
+        done.update({k: str(v) for k, v in result.items()})
+    print(json.dumps(done), flush=True)
     return True
 
 

@@ -242,6 +242,16 @@ def test_install_into_blender_and_drive_it(tmp_path, version):
     assert text.endswith(
         "nothing reached the iso level 0.5; the mesh is at 0.2 instead (and 1 more)"
     )
+    masks = result["mask"]
+    assert masks["items"] == ["auto", "alpha", "segment", "plain"]
+    for choice in ("auto", "alpha", "segment", "plain"):
+        status, report, warning, shown = masks[choice]
+        assert status == ["FINISHED"] and shown and warning == "", (choice, masks[choice])
+        source = "alpha" if choice == "auto" else choice
+        assert report[0] == "INFO" and report[1].startswith(f"mask ({source}): "), report
+    status, report, warning = masks["speck"]
+    assert status == ["FINISHED"] and report[0] == "WARNING"
+    assert warning == "the mask covers only 0.0% of the picture", warning
     assert result["panel_after_disable"] is False and result["operator_after_disable"] is False
     assert result["panel_after_enable"] is True
     assert (renders / "mesh.png").stat().st_size > 1000

@@ -369,6 +369,48 @@ agree["off"] = [len(flange.data.vertices), float(radii(flange).max())]
 settings.model, settings.views_agree = good_model, False
 settings.output, settings.point_count = saved
 
+
+# -- the mask preview and its Background choice ------------------------------------------
+class DrivenMask:
+    execute = bpy.types.IMAGE_TO_3D_OT_show_mask.execute
+
+    def __init__(self):
+        self.reports = []
+
+    def report(self, kind, text):
+        self.reports.append([sorted(kind)[0], text])
+
+
+masks = result["mask"] = {
+    "items": [i.identifier for i in settings.bl_rna.properties["background"].enum_items]
+}
+for choice in ("auto", "alpha", "segment", "plain"):
+    settings.background = choice
+    driven_mask = DrivenMask()
+    status = driven_mask.execute(bpy.context)
+    shown = bpy.data.images.get("Image to 3D mask")
+    masks[choice] = [
+        list(status),
+        driven_mask.reports[-1],
+        settings.mask_warning,
+        shown is not None,
+    ]
+speck = bpy.data.images.new("speck", 100, 100, alpha=True)
+pixels = np.zeros((100, 100, 4), np.float32)
+pixels[49:51, 49:51] = (1.0, 0.0, 0.0, 1.0)
+speck.pixels = pixels.ravel()
+speck.filepath_raw = str(Path(settings_in["render_dir"]) / "speck.png")
+speck.file_format = "PNG"
+speck.save()
+settings.image_path, settings.background = speck.filepath_raw, "auto"
+driven_mask = DrivenMask()
+masks["speck"] = [
+    list(driven_mask.execute(bpy.context)),
+    driven_mask.reports[-1],
+    settings.mask_warning,
+]
+settings.image_path = settings_in["image"]
+
 # -- bad inputs: one line each, scene unchanged --------------------------------------------
 settings.image_path = settings_in["image"] + ".missing.png"
 attempt("missing_image")
