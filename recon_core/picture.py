@@ -207,6 +207,9 @@ FULL_MASK = 0.98
 BORDER_SHARE = 0.5
 """A mask on more than this share of the picture's border ring has the background in it
 (or the object is cut off)."""
+SEGMENT_WORKING_SIDE = 1024
+"""The network's mask is cleaned up (largest object, holes) at most this many pixels along
+the picture's longer side, then scaled to the picture: the network reads 320."""
 SECOND_OBJECT = 0.1
 """Another connected part of the network's mask at least this share of the largest one's
 size is another object: the largest is kept, and the line says so."""
@@ -227,16 +230,21 @@ def _largest_object(mask: np.ndarray) -> tuple[np.ndarray, int]:
 def segment_mask(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """The salient object's mask (H, W) bool from the bundled network, the largest object
     only with its small holes filled, and how many objects the network saw."""
+    from PIL import Image
     from scipy import ndimage
 
     from recon_core.segmentation import segment
 
-    mask, objects = _largest_object(segment(rgb) > 0.5)
+    mask, objects = _largest_object(segment(rgb, SEGMENT_WORKING_SIDE) > 0.5)
     holes = ndimage.binary_fill_holes(mask) & ~mask
     labels, count = ndimage.label(holes)
     if count:  # fill holes smaller than 0.5% of the picture (reflections, not gaps)
         sizes = ndimage.sum(holes, labels, index=np.arange(1, count + 1))
         mask = mask | np.isin(labels, 1 + np.flatnonzero(sizes < 0.005 * mask.size))
+    height, width = rgb.shape[:2]
+    if mask.shape != (height, width):  # a large photo: its mask at full size
+        image = Image.fromarray(mask.astype(np.uint8) * 255)
+        mask = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR)) > 127
     return mask, objects
 
 
