@@ -39,8 +39,8 @@ def _per_point_macs(decoder) -> int:
 def child(case: str, args) -> dict:
     import torch
 
-    from recon_core.config import preset
     from recon_core.methods import METHODS
+    from training.presets import preset
 
     torch.manual_seed(0)
     if case in ("encoder", "decoder", "train_step"):

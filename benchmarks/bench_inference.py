@@ -53,29 +53,16 @@ def child(case: str, args) -> dict:
         model.view = parse_view("front")
 
     background = "segment" if "segment" in options else "auto"
-    if output == "mask":  # the segmentation alone: reading the picture and its mask
-
-        def once():
-            return int(read_picture(args.picture, background=background).mask.sum())
-
-        size = once()
-        cold = time.perf_counter() - tick
-        warm = median_seconds(once, args.repeats)
-        return {
-            "import_s": import_s,
-            "cold_s": cold,
-            "warm_s": warm,
-            "size": size,
-            "peak_mb": peak_mb(),
-        }
 
     def once():
-        encoded = model.encode_picture(read_picture(args.picture, background=background))
+        picture = read_picture(args.picture, background=background)
+        if output == "mask":  # the segmentation alone: reading the picture and its mask
+            return int(picture.mask.sum())
+        encoded = model.encode_picture(picture)
         if "fit" in options:
             encoded = model.fit_silhouette(encoded)
         if output == "mesh":
-            result = model.coloured_mesh(encoded, resolution)
-            return len(result.faces)
+            return len(model.coloured_mesh(encoded, resolution).faces)
         return len(model.coloured_points(encoded).points)
 
     size = once()

@@ -60,9 +60,9 @@ def child(case: str, batch: int, repeats: int) -> dict:
     import torch
     from fusion_reference import pseudo_render_naive
 
-    from recon_core.config import preset
     from recon_core.fusion import fuse, pseudo_render
     from recon_core.methods import METHODS
+    from training.presets import preset
 
     torch.manual_seed(0)
     if case in ("render_forward", "render_backward"):

@@ -37,9 +37,9 @@ def _batch(dataset, size):
 def run_model(method: str, data: Path, steps: int, repeats: int) -> dict:
     import torch
 
-    from recon_core.config import preset
     from recon_core.data import PreparedDataset
     from recon_core.methods import METHODS
+    from training.presets import preset
 
     config = preset(method)
     impl = METHODS[method](config)
@@ -77,10 +77,10 @@ def run_model(method: str, data: Path, steps: int, repeats: int) -> dict:
 def run_loader(method: str, data: Path, batches: int, repeats: int) -> dict:
     import torch
 
-    from recon_core.config import preset
     from recon_core.data import PreparedDataset
     from recon_core.engine import StepSampler
     from recon_core.methods import METHODS
+    from training.presets import preset
 
     config = preset(method)
     impl = METHODS[method](config)

@@ -1,4 +1,5 @@
-"""Typed training configurations and the named presets.
+"""Typed training configurations: the schema, its validation and JSON round trip. The named
+presets built from them live in `training.presets`.
 
 Defaults live here and only here. JSON is only used to save and load a config (in the run
 folder and in every checkpoint); `from_dict` refuses unknown or missing keys, so a config
@@ -8,7 +9,6 @@ can never be half-read. ``--set key=value`` overrides use dotted paths into the 
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import types
@@ -24,8 +24,6 @@ __all__ = [
     "StageConfig",
     "TrainConfig",
     "ConfigError",
-    "PRESETS",
-    "preset",
     "to_dict",
     "from_dict",
     "apply_overrides",
@@ -361,189 +359,3 @@ def apply_overrides(config: TrainConfig, overrides: list[str]) -> TrainConfig:
         else:
             raise ConfigError(f"--set {key}: no such setting")
     return from_dict(data, "config (after --set)")
-
-
-# -- presets -------------------------------------------------------------------------------
-
-
-JOINT_LOSSES = {"fixed_xyz": 1.0, "fixed_mask": 1.0, "novel_depth": 1.0, "novel_mask": 1.0}
-"""The point-cloud method's second stage: the pseudo-rendered novel views together with the
-fixed views. Without the fixed-view terms, the masks of points that land inside a novel
-silhouette drift on, wherever they are: 8 shapes overfit to 2.93 / 2.95 (pred->GT /
-GT->pred, x100) with novel views alone and to 1.97 / 1.28 jointly, in the same 3000 steps."""
-
-
-def _frozen_batchnorm_stage(steps: int, lr_scale: float) -> StageConfig:
-    """The joint losses once more, with BatchNorm in inference mode (see
-    `StageConfig.frozen_batchnorm`). 8 shapes: 1000 such steps at half the learning rate,
-    after the joint stage, took pred->GT / GT->pred (x100, one picture at a time) from
-    1.118 / 0.826 to 0.903 / 0.694."""
-    return StageConfig("joint, frozen BatchNorm", steps, dict(JOINT_LOSSES), lr_scale, True)
-
-
-def _pointcloud() -> TrainConfig:
-    return TrainConfig(
-        method="pointcloud",
-        model=PointCloudModelConfig(),
-        data=DataConfig(batch_size=20, novel_views=5),
-        optim=OptimConfig(lr=1e-4, warmup_steps=200),
-        stages=[
-            StageConfig("fixed views", 20_000, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
-            StageConfig("joint", 80_000, JOINT_LOSSES, lr_scale=0.5),
-        ],
-    )
-
-
-def _pointcloud_smoke() -> TrainConfig:
-    config = _pointcloud()
-    config.model = PointCloudModelConfig(
-        encoder_channels=(16, 32, 48, 64),
-        encoder_fc=(256, 128),
-        decoder_fc=(256, 4096),
-        decoder_channels=(64, 48, 32, 24, 16),
-    )
-    config.data = DataConfig(batch_size=4, workers=0, novel_views=2)
-    config.optim = OptimConfig(lr=1e-3, warmup_steps=10)
-    config.stages = [
-        StageConfig("fixed views", 150, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
-        StageConfig("joint", 150, JOINT_LOSSES),
-        _frozen_batchnorm_stage(30, 0.5),
-    ]
-    config.log_every, config.preview_every, config.checkpoint_every = 10, 0, 100
-    return config
-
-
-def _implicit() -> TrainConfig:
-    return TrainConfig(
-        method="implicit",
-        model=ImplicitModelConfig(),
-        data=DataConfig(batch_size=16, occupancy_points=2048),
-        optim=OptimConfig(lr=3e-4, warmup_steps=200),
-        stages=[StageConfig("occupancy", 100_000, {"occupancy": 1.0})],
-    )
-
-
-IMNET_STAGES = (("shape autoencoder", {"autoencoder": 1.0}), ("image to code", {"latent": 1.0}))
-"""IM-NET's two-stage route: a shape autoencoder (64^3 voxel grid -> code -> occupancy),
-then the image encoder regressing the frozen autoencoder's codes (L2)."""
-
-
-def _implicit_imnet() -> TrainConfig:
-    """IM-NET as published: its decoder (1024-512-256-128, z and xyz at every layer) and its
-    two-stage training."""
-    config = _implicit()
-    config.model = ImplicitModelConfig(
-        decoder="imnet", decoder_hidden=(1024, 512, 256, 128), conditioning="concat"
-    )
-    config.stages = [StageConfig(name, 50_000, dict(losses)) for name, losses in IMNET_STAGES]
-    return config
-
-
-def _implicit_imnet_smoke() -> TrainConfig:
-    config = _implicit_smoke()
-    config.model.decoder, config.model.decoder_hidden = "imnet", (64, 32)
-    config.stages = [StageConfig(name, 150, dict(losses)) for name, losses in IMNET_STAGES]
-    return config
-
-
-def _implicit_smoke() -> TrainConfig:
-    config = _implicit()
-    config.model = ImplicitModelConfig(
-        input_size=64, latent_dim=64, encoder_width=8, decoder_hidden=(64,), decoder_blocks=2
-    )
-    config.data = DataConfig(batch_size=4, workers=0, occupancy_points=1024)
-    config.optim = OptimConfig(lr=1e-3, warmup_steps=10)
-    config.stages = [StageConfig("occupancy", 300, {"occupancy": 1.0})]
-    config.log_every, config.preview_every, config.checkpoint_every = 10, 0, 100
-    return config
-
-
-def _implicit_bundled() -> TrainConfig:
-    """The model shipped with the add-on: the default networks, trained for what a 2-core
-    CPU does in about two hours beside the point-cloud model (longer on a GPU: raise
-    ``stages.0.steps``)."""
-    config = _implicit()
-    config.data = DataConfig(batch_size=16, workers=1, occupancy_points=2048)
-    config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
-    config.stages = [StageConfig("occupancy", 7000, {"occupancy": 1.0})]
-    config.preview_every, config.checkpoint_every = 0, 250
-    return config
-
-
-def _implicit_pretrained() -> TrainConfig:
-    """The bundled schedule with the EfficientNet-Lite0 encoder, fine-tuned from ImageNet."""
-    config = _implicit_bundled()
-    config.model.encoder = "efficientnet-lite0"
-    config.optim = OptimConfig(lr=3e-4, warmup_steps=200)
-    return config
-
-
-EARLY_BACKBONE = [
-    "encoder.backbone.stem",
-    "encoder.backbone.stem_bn",
-    *(f"encoder.backbone.blocks.{k}" for k in range(5)),
-]
-"""EfficientNet-Lite0's layers up to stride 8: generic edges and textures that ImageNet
-taught well, and at the highest resolutions the most costly to train."""
-
-
-def _implicit_aligned() -> TrainConfig:
-    """The pretrained encoder with pixel-aligned features, in the viewer-centred frame; the
-    backbone's early layers keep their ImageNet weights."""
-    config = _implicit_pretrained()
-    config.model.local_features = 64
-    config.stages = [
-        StageConfig(
-            "occupancy",
-            7000,
-            {"occupancy": 1.0, "elevation": 1.0},
-            frozen=list(EARLY_BACKBONE),
-        )
-    ]
-    return config
-
-
-def _pointcloud_bundled() -> TrainConfig:
-    """The point-cloud model shipped with the add-on: the paper's layout at reduced widths
-    (the paper's fully connected layers alone would exceed the 25 MB bundle budget in fp16
-    and its step is too slow for a CPU), 64x64 input, 8 fixed views at 128x128."""
-    config = _pointcloud()
-    config.model = PointCloudModelConfig(
-        encoder_channels=(32, 64, 96, 128),
-        encoder_fc=(1024, 256),
-        decoder_fc=(1024, 4096),
-        decoder_channels=(128, 96, 64, 48, 32),
-    )
-    config.data = DataConfig(batch_size=8, workers=1, novel_views=3)
-    config.optim = OptimConfig(lr=5e-4, warmup_steps=100)
-    config.stages = [
-        StageConfig("fixed views", 2000, {"fixed_xyz": 1.0, "fixed_mask": 1.0}),
-        StageConfig("joint", 3000, JOINT_LOSSES, lr_scale=0.5),
-    ]
-    config.preview_every, config.checkpoint_every = 0, 250
-    return config
-
-
-PRESETS = {
-    "pointcloud": _pointcloud,
-    "pointcloud-smoke": _pointcloud_smoke,
-    "implicit": _implicit,
-    "implicit-imnet": _implicit_imnet,
-    "implicit-smoke": _implicit_smoke,
-    "implicit-imnet-smoke": _implicit_imnet_smoke,
-    "implicit-bundled": _implicit_bundled,
-    "implicit-pretrained": _implicit_pretrained,
-    "implicit-aligned": _implicit_aligned,
-    "pointcloud-bundled": _pointcloud_bundled,
-}
-"""Named configurations: the method's default, a small one for smoke tests and CPU checks,
-and variants."""
-
-
-def preset(name: str) -> TrainConfig:
-    """A fresh copy of a named preset."""
-    if name not in PRESETS:
-        raise ConfigError(f"unknown preset {name!r}; known: {', '.join(PRESETS)}")
-    config = copy.deepcopy(PRESETS[name]())
-    validate(config)
-    return config

@@ -63,3 +63,16 @@ def tiny_dataset(tmp_path_factory, tiny_args) -> Path:
     )
     assert code == 0
     return out
+
+
+@pytest.fixture()
+def picture(tmp_path) -> Path:
+    """A green box on a transparent background, 160 x 120 pixels."""
+    import numpy as np
+    from PIL import Image
+
+    rgba = np.zeros((120, 160, 4), np.uint8)
+    rgba[30:90, 50:110] = (40, 160, 90, 255)
+    path = tmp_path / "green box.png"
+    Image.fromarray(rgba).save(path)
+    return path

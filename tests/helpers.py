@@ -5,8 +5,8 @@ from pathlib import Path
 import torch
 
 from recon_core.checkpoint import save_checkpoint
-from recon_core.config import preset
 from recon_core.methods import METHODS
+from training.presets import preset
 
 
 def octahedron_model(path: Path, peak: float = 20.0 * 0.35, shift: float = 0.0) -> Path:

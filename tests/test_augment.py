@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from recon_core.config import ConfigError, apply_overrides, preset
+from recon_core.config import ConfigError, apply_overrides
 from recon_core.data import (
     DatasetError,
     PreparedDataset,
@@ -17,6 +17,7 @@ from recon_core.data import (
     voxel_index,
 )
 from recon_core.geometry import fixed_views, project, unproject
+from training.presets import preset
 
 
 def _pair(root, index, draw=0, **augment):

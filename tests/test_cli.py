@@ -26,15 +26,6 @@ def glb_colours(path) -> np.ndarray:
     return raw.reshape(accessor["count"], 4)
 
 
-@pytest.fixture()
-def picture(tmp_path):
-    rgba = np.zeros((120, 160, 4), np.uint8)
-    rgba[30:90, 50:110] = (40, 160, 90, 255)
-    path = tmp_path / "green box.png"
-    Image.fromarray(rgba).save(path)
-    return path
-
-
 def _run(*args) -> int:
     return cli.main(["reconstruct", *map(str, args), "--no-progress"])
 

@@ -15,7 +15,7 @@ from safetensors.torch import load_file, save_file
 from recon_core import config as cfg
 from recon_core.checkpoint import CheckpointError, _config_hash, load_checkpoint, read_metadata
 from recon_core.engine import StepSampler, learning_rate
-from training import train
+from training import presets, train
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = ["--set", "data.workers=0", "--no-progress"]
@@ -26,11 +26,11 @@ def _weights(path):
 
 
 def test_presets_round_trip_and_overrides():
-    for name in cfg.PRESETS:
-        config = cfg.preset(name)
+    for name in presets.PRESETS:
+        config = presets.preset(name)
         assert cfg.from_dict(cfg.to_dict(config)) == config
     config = cfg.apply_overrides(
-        cfg.preset("implicit"),
+        presets.preset("implicit"),
         [
             "optim.lr=0.002",
             "stages.0.steps=7",
@@ -51,11 +51,11 @@ def test_presets_round_trip_and_overrides():
 
 
 def test_config_with_missing_or_unknown_keys_is_refused():
-    data = cfg.to_dict(cfg.preset("pointcloud"))
+    data = cfg.to_dict(presets.preset("pointcloud"))
     del data["model"]["upsample"]
     with pytest.raises(cfg.ConfigError, match=r"config.model: missing key\(s\) upsample"):
         cfg.from_dict(data)
-    data = cfg.to_dict(cfg.preset("implicit"))
+    data = cfg.to_dict(presets.preset("implicit"))
     data["optim"]["momentum"] = 0.9
     with pytest.raises(cfg.ConfigError, match="unknown key"):
         cfg.from_dict(data)
@@ -74,7 +74,7 @@ def test_sampler_is_a_function_of_seed_and_step_and_shards_ranks():
 
 
 def test_learning_rate_warms_up_and_decays_per_stage():
-    config = cfg.preset("pointcloud-smoke")
+    config = presets.preset("pointcloud-smoke")
     lrs = [learning_rate(config, s) for s in range(config.total_steps)]
     assert lrs[0] < lrs[9] == pytest.approx(config.optim.lr)
     assert lrs[149] < 0.1 * config.optim.lr  # end of stage 1 decayed
@@ -247,7 +247,7 @@ def test_shape_encoder_width_is_its_own_when_set_and_old_configs_still_load():
     assert network.encoder.state_dict()["stem.0.weight"].shape[0] == 12
     default = build_implicit_network(cfg.ImplicitModelConfig(latent_dim=16), shape_encoder=True)
     assert default.shape_encoder.blocks[0].out_channels == 32  # encoder_width
-    stored = cfg.to_dict(cfg.preset("implicit"))
+    stored = cfg.to_dict(presets.preset("implicit"))
     del stored["model"]["shape_encoder_width"]  # as checkpoints written before it existed
     assert cfg.from_dict(stored).model.shape_encoder_width == 0
 
@@ -545,7 +545,7 @@ def test_nested_parts_can_be_frozen_and_unknown_nested_names_are_refused():
     from recon_core.engine import TrainingError, _check_frozen, _freeze
     from recon_core.methods.implicit import build_implicit_network
 
-    config = cfg.preset("implicit-aligned")
+    config = presets.preset("implicit-aligned")
     network = build_implicit_network(config.model)
     _check_frozen(config, network, distributed=False)
     _freeze(network, config.stages[0])

@@ -136,8 +136,8 @@ def test_fit_learns_the_framing_of_a_shape_it_cannot_change():
 
 
 def test_fit_leaves_the_decoder_as_it_was():
-    from recon_core.config import preset
     from recon_core.methods import METHODS
+    from training.presets import preset
 
     model = METHODS["implicit"](preset("implicit-smoke")).build_model()
     decoder = model.decoder

@@ -18,21 +18,12 @@ from PIL import Image
 
 from recon_core import cli, worker
 from recon_core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from recon_core.config import preset
 from recon_core.files import WriteError, remove_stale_temporaries, write_all_or_none
 from recon_core.methods import METHODS
 from recon_core.picture import PictureError, read_picture
+from training.presets import preset
 
 REPO = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture()
-def picture(tmp_path):
-    rgba = np.zeros((120, 160, 4), np.uint8)
-    rgba[30:90, 50:110] = (40, 160, 90, 255)
-    path = tmp_path / "box.png"
-    Image.fromarray(rgba).save(path)
-    return path
 
 
 def _reconstruct(*args) -> int:

@@ -20,7 +20,8 @@ import argparse
 import sys
 from collections.abc import Iterable
 
-from recon_core.config import PRESETS, ConfigError, apply_overrides, preset
+from recon_core.config import ConfigError, apply_overrides
+from training.presets import PRESETS, preset
 
 __all__ = ["main"]
 
