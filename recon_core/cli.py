@@ -12,6 +12,7 @@ import argparse
 import os
 import sys
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 
 __all__ = ["main", "add_result_options"]
@@ -157,13 +158,20 @@ def output_stems(images: list[Path], folder: Path) -> list[Path]:
     return stems
 
 
-def check_writable(folder: Path) -> None:
+def check_writable(folder: Path) -> Path | None:
     """Create ``folder`` if needed and prove it takes a file, before any work; an OSError
-    naming it otherwise. Temporaries that killed runs left there are removed."""
+    naming it otherwise. Temporaries that killed runs left there are removed. Returns the
+    outermost folder this created (to take back if the run stops before any result), or
+    None."""
     import tempfile
 
     from recon_core.files import remove_stale_temporaries
 
+    created = None
+    for candidate in [folder, *folder.parents]:
+        if candidate.exists():
+            break
+        created = candidate
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, probe = tempfile.mkstemp(dir=folder, prefix=".recon3d-probe-", suffix=".tmp")
@@ -172,6 +180,20 @@ def check_writable(folder: Path) -> None:
     except OSError as exc:
         raise OSError(f"{folder}: cannot write results there ({exc.strerror or exc})") from None
     remove_stale_temporaries(folder)
+    return created
+
+
+def _take_back(folder: Path, created: Path | None) -> None:
+    """Remove the empty folders `check_writable` made, from ``folder`` up to ``created``."""
+    if created is None:
+        return
+    for candidate in [folder, *folder.parents]:
+        try:
+            candidate.rmdir()  # only when empty
+        except OSError:
+            return
+        if candidate == created:
+            return
 
 
 def reconstruct(argv: list[str]) -> int:
@@ -192,7 +214,7 @@ def reconstruct(argv: list[str]) -> int:
     except RequestError as exc:
         return _error(str(exc))
     try:
-        check_writable(args.output_dir)
+        created = check_writable(args.output_dir)
     except OSError as exc:
         return _error(_first_line(exc))
     import numpy as np
@@ -207,13 +229,14 @@ def reconstruct(argv: list[str]) -> int:
     from recon_core.meshio import result_bytes
     from recon_core.picture import PictureError, read_picture
     from recon_core.preview import preview_sheet
-    from recon_core.request import DEFAULT_POINTS
 
     try:
         model = Reconstructor(args.model, request.device, request.consistency, request.symmetric)
     except (CheckpointError, ValueError, OSError) as exc:
+        _take_back(args.output_dir, created)
         return _error(_first_line(exc))
     if request.fit_silhouette and model.config.method != "implicit":
+        _take_back(args.output_dir, created)
         return _error(
             f"{model.path}: --fit-silhouette needs an implicit model, this one is "
             f"{model.config.method}"
@@ -230,49 +253,34 @@ def reconstruct(argv: list[str]) -> int:
     for k, path in enumerate(bar):
         try:
             picture = read_picture(path, args.mask[k] if args.mask else None, request.background)
-            if args.view is not None:
-                model.view = args.view[k if len(args.view) > 1 else 0]
+            asked = request
+            if args.view is not None:  # one hint for all pictures, or one each
+                asked = replace(request, view=args.view[k if len(args.view) > 1 else 0])
             encoded = model.encode_picture(picture)
-            if request.fit_silhouette:
-                encoded = model.fit_silhouette(encoded)
-            # A point-cloud model meshes its cloud; an implicit model samples its mesh.
-            want_mesh, want_points = request.output in ("mesh", "both"), request.output != "mesh"
-            stem = stems[k]
+            if asked.fit_silhouette:
+                encoded = model.fit_silhouette(encoded, options=model.options_for(asked))
+            result = model.reconstruct(encoded, asked)
+            mesh, view, stem = result.mesh, result.view, stems[k]
             files: dict[Path, bytes] = {}  # all computed, then written as a set
-            mesh = view = None
-            if want_mesh or (want_points and encoded.method == "implicit"):
-                mesh = model.coloured_mesh(encoded, request.resolution, request.iso, request.faces)
-                view = mesh.view
-            if want_mesh:
+            if mesh is not None:
                 target = stem.with_suffix(f".{args.format}")
                 files[target] = result_bytes(target, mesh.vertices, mesh.faces, mesh.colours)
-            if want_points:
-                if encoded.method == "pointcloud":
-                    cloud = model.coloured_points(encoded, request.points)
-                    points, colours, view = cloud.points, cloud.colours, cloud.view
-                else:
-                    count = request.points or DEFAULT_POINTS
-                    points, _, colours = sample_mesh(mesh.vertices, mesh.faces, mesh.colours, count)
+            if result.points is not None:
                 suffix = "glb" if args.format == "glb" else "ply"
                 target = stem.parent / f"{stem.name}_points.{suffix}"
-                files[target] = result_bytes(target, points, None, colours)
+                files[target] = result_bytes(target, result.points, None, result.point_colours)
             if not args.no_preview:
                 rgb = np.where(picture.mask[..., None], picture.rgb, 255).astype(np.uint8)
                 if mesh is not None:
                     shown = sample_mesh(mesh.vertices, mesh.faces, mesh.colours, 200_000)
                     sheet = preview_sheet(rgb, shown[0], shown[2], shown[1])
                 else:
-                    sheet = preview_sheet(rgb, points, colours)
+                    sheet = preview_sheet(rgb, result.points, result.point_colours)
                 files[stem.parent / f"{stem.name}_preview.png"] = _png_bytes(Image, sheet)
             if args.save_mask:
                 mask_image = picture.mask.astype(np.uint8) * 255
                 files[stem.parent / f"{stem.name}_mask.png"] = _png_bytes(Image, mask_image)
-            written = write_all_or_none(
-                {
-                    target: (lambda handle, data=data: handle.write(data))
-                    for target, data in files.items()
-                }
-            )
+            written = write_all_or_none(files)
             line = f"{path}: " + ", ".join(str(w) for w in written)
             if view is not None:  # a wrong guess is fixed with --view: say what it was
                 line += f"; colours seen from {view.describe()}"

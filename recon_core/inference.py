@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -54,10 +54,19 @@ from recon_core.methods import METHODS
 from recon_core.models.implicit import PixelCode, sample_features
 from recon_core.picture import Picture
 from recon_core.registry import resolve_model
+from recon_core.request import DEFAULT_POINTS, ReconstructionRequest
 from recon_core.viewframe import upright_transform, viewer_camera
 from recon_core.viewpoint import ViewpointConfig, ViewpointNet
 
-__all__ = ["Reconstructor", "Encoded", "ColouredMesh", "ColouredPoints", "image_tensor"]
+__all__ = [
+    "Reconstructor",
+    "Encoded",
+    "Options",
+    "Reconstruction",
+    "ColouredMesh",
+    "ColouredPoints",
+    "image_tensor",
+]
 
 log = logging.getLogger("recon3d")
 
@@ -129,6 +138,15 @@ class Encoded:
     """Pixel-aligned implicit models: the camera's estimated elevation, radians."""
 
 
+@dataclass(frozen=True)
+class Options:
+    """How results are made from an encoding, per call (see `Reconstructor`)."""
+
+    consistency: int | None = None
+    symmetric: bool = False
+    view: ViewHint | None = None
+
+
 @dataclass
 class ColouredMesh:
     vertices: np.ndarray
@@ -174,9 +192,10 @@ class Reconstructor:
         symmetric: bool = False,
         view: ViewHint | None = None,
     ):
-        self.consistency = consistency
-        self.symmetric = symmetric
-        self.view = view
+        if consistency is not None and consistency < 0:
+            raise ValueError(f"consistency must be None or >= 0, got {consistency}")
+        self.options = Options(consistency, symmetric, view)
+        """The options a call uses unless it passes its own."""
         path = resolve_model(model)
         checkpoint = load_checkpoint(path)
         self.path = Path(path)
@@ -210,13 +229,29 @@ class Reconstructor:
 
     @property
     def consistency(self) -> int | None:
-        return self._consistency
+        return self.options.consistency
 
     @consistency.setter
     def consistency(self, value: int | None) -> None:
         if value is not None and value < 0:
             raise ValueError(f"consistency must be None or >= 0, got {value}")
-        self._consistency = value
+        self.options = replace(self.options, consistency=value)
+
+    @property
+    def symmetric(self) -> bool:
+        return self.options.symmetric
+
+    @symmetric.setter
+    def symmetric(self, value: bool) -> None:
+        self.options = replace(self.options, symmetric=bool(value))
+
+    @property
+    def view(self) -> ViewHint | None:
+        return self.options.view
+
+    @view.setter
+    def view(self, value: ViewHint | None) -> None:
+        self.options = replace(self.options, view=value)
 
     @property
     def input_size(self) -> int:
@@ -289,6 +324,7 @@ class Reconstructor:
         faces: int | None = None,
         lower_iso: bool = True,
         upright: bool = True,
+        options: Options | None = None,
     ) -> tuple[Mesh, ExtractionStats | None]:
         """Closed mesh at any resolution (16-512), from the cached encoding. Implicit: the
         iso level (0-1) of the occupancy field; point cloud: the mesh around the cloud.
@@ -297,7 +333,7 @@ class Reconstructor:
         field's highest occupancy instead, said in one log line; ``stats.iso`` is the level
         used. A pixel-aligned model's mesh is turned upright and normalised (`upright_mesh`)
         unless ``upright`` is False: then it stays in the viewer-centred frame."""
-        mesh, stats = self._mesh(encoded, resolution, iso, lower_iso)
+        mesh, stats = self._mesh(encoded, resolution, iso, lower_iso, options or self.options)
         if faces is not None:
             mesh = decimate(mesh, faces)
         if upright and encoded.features is not None:
@@ -315,13 +351,14 @@ class Reconstructor:
         view = ViewEstimate(camera, 0.0, math.degrees(encoded.elevation), float("nan"))
         return Mesh(vertices.astype(np.float32), mesh.faces), view
 
-    def _mesh(self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool):
+    def _mesh(self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool, options):
         if encoded.method == "pointcloud":
-            return mesh_from_points(self.points(encoded), min(resolution, 256)), None
+            cloud = self.points(encoded, options=options)
+            return mesh_from_points(cloud, min(resolution, 256)), None
         if not torch.isfinite(encoded.latent).all():
             raise ExtractionError("the latent code is not finite")
         try:
-            return self._extract(encoded, resolution, iso)
+            return self._extract(encoded, resolution, iso, options.symmetric)
         except EmptyFieldError as exc:
             level = math.floor(100.0 * LOWERED_ISO_SHARE * exc.highest) / 100.0
             if not lower_iso or level < LOWERED_ISO_FLOOR or level >= iso:
@@ -333,10 +370,10 @@ class Reconstructor:
                 exc.highest,
                 level,
             )
-            return self._extract(encoded, resolution, level)
+            return self._extract(encoded, resolution, level, options.symmetric)
 
-    def _extract(self, encoded: Encoded, resolution: int, iso: float):
-        if self.symmetric and encoded.features is not None:
+    def _extract(self, encoded: Encoded, resolution: int, iso: float, symmetric: bool):
+        if symmetric and encoded.features is not None:
             raise ValueError(
                 f"{self.path}: mirror-symmetric results need a model that reconstructs in "
                 "the object's own frame; this one reconstructs as the picture shows the object"
@@ -350,7 +387,7 @@ class Reconstructor:
                     iso,
                     batch=batch,
                     device=self.device,
-                    symmetric=self.symmetric,
+                    symmetric=symmetric,
                 )
             except torch.cuda.OutOfMemoryError:
                 torch.cuda.empty_cache()
@@ -361,27 +398,30 @@ class Reconstructor:
                     self._to_cpu("GPU out of memory even in small chunks")
 
     @one_blas_thread
-    def points(self, encoded: Encoded, count: int | None = None) -> np.ndarray:
+    def points(
+        self, encoded: Encoded, count: int | None = None, options: Options | None = None
+    ) -> np.ndarray:
         """The point cloud (P, 3): fused points whose mask logit is positive (and that the
         fixed views agree on, see ``consistency``), with ``symmetric`` their mirror images
         after them; ``count`` picks an evenly spread subset (or all when there are fewer)."""
         if encoded.method != "pointcloud":
             raise ValueError("point clouds come from the pointcloud method")
-        keep = encoded.kept.get(self.consistency)
+        options = options or self.options
+        keep = encoded.kept.get(options.consistency)
         if keep is None:  # once per encoding: a mesh and a cloud of one job share it
             keep = encoded.mask_logit > 0
-            if self.consistency is not None:
+            if options.consistency is not None:
                 size = self.config.model.view_size
                 keep = consistent_points(
                     encoded.points,
                     encoded.mask_logit.view(-1, size, size),
                     self.method.fixed_extrinsics.to(encoded.points.device),
                     self.method.intrinsic,
-                    self.consistency,
+                    options.consistency,
                 )
-            encoded.kept[self.consistency] = keep
+            encoded.kept[options.consistency] = keep
         points = encoded.points[keep].cpu().numpy()
-        if self.symmetric:
+        if options.symmetric:
             points = np.concatenate([points, points * np.array([-1, 1, 1], points.dtype)])
         if count is not None and 0 < count < len(points):
             points = points[np.linspace(0, len(points) - 1, count).round().astype(np.int64)]
@@ -389,18 +429,22 @@ class Reconstructor:
 
     # -- with colours ------------------------------------------------------------------
 
-    def _view(self, encoded: Encoded, surface: np.ndarray) -> ViewEstimate | None:
+    def _view(
+        self, encoded: Encoded, surface: np.ndarray, hint: ViewHint | None
+    ) -> ViewEstimate | None:
         if encoded.framed is None:
             return None
-        if self.view not in encoded.views:
+        if hint not in encoded.views:
             prior = None if self.viewpoint is None else self.viewpoint.predict(encoded.framed)
-            encoded.views[self.view] = estimate_view(
-                surface, encoded.framed[..., 3] > 127, prior=prior, hint=self.view
+            encoded.views[hint] = estimate_view(
+                surface, encoded.framed[..., 3] > 127, prior=prior, hint=hint
             )
-        return encoded.views[self.view]
+        return encoded.views[hint]
 
     @one_blas_thread
-    def fit_silhouette(self, encoded: Encoded, settings: FitSettings | None = None) -> Encoded:
+    def fit_silhouette(
+        self, encoded: Encoded, settings: FitSettings | None = None, options: Options | None = None
+    ) -> Encoded:
         """A new encoding whose latent code is fitted to the picture's silhouette
         (`recon_core.fitting`), seen from the viewpoint estimated on a first 64^3 mesh (near
         ``view`` when one is set: without it the estimate is too often wrong for the fit to
@@ -415,13 +459,14 @@ class Reconstructor:
             )
         if encoded.framed is None:
             raise ValueError("fitting the silhouette needs an encoding made from a Picture")
+        options = options or self.options
         try:
-            mesh, _ = self.mesh(encoded, 64)
+            mesh, _ = self.mesh(encoded, 64, options=options)
         except ExtractionError as exc:
             log.warning("nothing to fit the silhouette to (%s); the code stays as encoded", exc)
             return encoded
         surface = sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0]
-        view = self._view(encoded, surface)
+        view = self._view(encoded, surface, options.view)
         mask = encoded.framed[..., 3] > 127
         try:
             result = fit_silhouette(self.model.decoder, encoded.latent, mask, view.camera, settings)
@@ -441,15 +486,18 @@ class Reconstructor:
         iso: float = 0.5,
         faces: int | None = None,
         lower_iso: bool = True,
+        options: Options | None = None,
     ) -> ColouredMesh:
         """`mesh` with vertex colours from the picture (None when encoded without one)."""
+        options = options or self.options
         if encoded.features is not None:  # the picture's camera is the viewer's
-            mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso, upright=False)
+            mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso, False, options)
             mesh, view = self._upright(mesh, encoded)
             view = view if encoded.framed is not None else None
         else:
-            mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso)
-            view = self._view(encoded, sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0])
+            mesh, stats = self.mesh(encoded, resolution, iso, faces, lower_iso, options=options)
+            surface = sample_mesh(mesh.vertices, mesh.faces, None, 4000)[0]
+            view = self._view(encoded, surface, options.view)
         colours = None
         if view is not None:
             normals = vertex_normals(mesh.vertices.astype(np.float64), mesh.faces)
@@ -457,13 +505,67 @@ class Reconstructor:
         return ColouredMesh(mesh.vertices, mesh.faces, colours, stats, view)
 
     @one_blas_thread
-    def coloured_points(self, encoded: Encoded, count: int | None = None) -> ColouredPoints:
+    def coloured_points(
+        self, encoded: Encoded, count: int | None = None, options: Options | None = None
+    ) -> ColouredPoints:
         """`points` with a colour per point from the picture (None without one)."""
-        points = self.points(encoded, count)
+        options = options or self.options
+        points = self.points(encoded, count, options)
         if len(points) == 0:
             raise ExtractionError("empty result: no point has a positive mask logit")
-        view = self._view(encoded, points)
+        view = self._view(encoded, points, options.view)
         colours = None
         if view is not None:
             colours, _ = point_colours(points, encoded.framed, view.camera)
         return ColouredPoints(points, colours, view)
+
+    @staticmethod
+    def options_for(request: ReconstructionRequest) -> Options:
+        """The per-call options a request asks for."""
+        return Options(request.consistency, request.symmetric, request.view_hint)
+
+    @one_blas_thread
+    def reconstruct(self, encoded: Encoded, request: ReconstructionRequest) -> Reconstruction:
+        """What one request asks of an encoding (`recon_core.request`): the coloured mesh
+        and, or, the coloured points (a point-cloud model's own; an implicit model's sampled
+        from its mesh), where the colours were seen from, and a note when the mesh had to
+        come at a lower iso level. The request's options hold for this call only."""
+        options = self.options_for(request)
+        want_mesh, want_points = request.output in ("mesh", "both"), request.output != "mesh"
+        out = Reconstruction()
+        if want_mesh or (want_points and encoded.method == "implicit"):
+            faces = request.faces if want_mesh else None  # points come from the whole mesh
+            mesh = self.coloured_mesh(
+                encoded, request.resolution, request.iso, faces, options=options
+            )
+            out.view = mesh.view
+            if want_mesh:
+                out.mesh = mesh
+            if mesh.stats is not None and mesh.stats.iso not in (None, request.iso):
+                out.note = (
+                    f"nothing reached the iso level {request.iso:g}; the mesh is at "
+                    f"{mesh.stats.iso:g} instead"
+                )
+        if want_points:
+            if encoded.method == "pointcloud":
+                cloud = self.coloured_points(encoded, request.points, options)
+                out.points, out.point_colours, out.view = cloud.points, cloud.colours, cloud.view
+            else:
+                count = request.points or DEFAULT_POINTS
+                out.points, _, out.point_colours = sample_mesh(
+                    mesh.vertices, mesh.faces, mesh.colours, count
+                )
+        return out
+
+
+@dataclass
+class Reconstruction:
+    """What `Reconstructor.reconstruct` made of one request."""
+
+    mesh: ColouredMesh | None = None
+    points: np.ndarray | None = None
+    point_colours: np.ndarray | None = None
+    view: ViewEstimate | None = None
+    """Where the colours were seen from (None without a picture)."""
+    note: str | None = None
+    """A line to show the user: the mesh came at a lower iso level than asked."""

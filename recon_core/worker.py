@@ -137,10 +137,8 @@ def run_job(
     ``colours``; ``points``, ``point_colours``; ``view``: the azimuth and elevation the
     colours were seen from, ``view_text`` the same in words). ``model_cache`` keeps loaded
     models across calls (the add-on's in-process path, whose jobs need no ``result``)."""
-    from recon_core.geometry import sample_mesh
     from recon_core.inference import Reconstructor
     from recon_core.picture import read_picture
-    from recon_core.request import DEFAULT_POINTS
 
     report = report or (lambda stage, progress: None)
     request = check_job(job, writes_result=False)
@@ -164,50 +162,31 @@ def run_job(
         model = Reconstructor(model_name, request.device)
         if model_cache is not None:
             model_cache[key] = model
-    model.consistency = request.consistency  # point-cloud models: the silhouette test
-    model.symmetric = request.symmetric
-    model.view = request.view_hint
     if encoded is None:
         report("encode", 0.25)
         picture = read_picture(job["image"], job.get("mask"), request.background)
         encoded = model.encode_picture(picture)
         if request.fit_silhouette:
             report("fit silhouette", 0.3)
-            encoded = model.fit_silhouette(encoded)
+            encoded = model.fit_silhouette(encoded, options=model.options_for(request))
         if job.get("save_encoding"):
             save_encoding(job["save_encoding"], encoded, model.path)
     report("extract", 0.45)
-    output = request.output
+    made = model.reconstruct(encoded, request)  # the request's options, for this job only
     result: dict[str, np.ndarray] = {}
-    mesh = view = None
-    iso = request.iso
-    if output in ("mesh", "both"):
-        mesh = model.coloured_mesh(encoded, request.resolution, iso, request.faces)
-        result.update(vertices=mesh.vertices, faces=mesh.faces)
-        if mesh.colours is not None:
-            result["colours"] = mesh.colours
-        view = mesh.view
-    if output in ("points", "both"):
-        if encoded.method == "pointcloud":
-            cloud = model.coloured_points(encoded, request.points)
-            points, colours, view = cloud.points, cloud.colours, cloud.view
-        else:
-            if "vertices" not in result:
-                mesh = model.coloured_mesh(encoded, request.resolution, iso)  # no face budget
-                view = mesh.view
-            points, _, colours = sample_mesh(
-                mesh.vertices, mesh.faces, mesh.colours, request.points or DEFAULT_POINTS
-            )
-        result["points"] = points
-        if colours is not None:
-            result["point_colours"] = colours
-    if view is not None:  # where the colours were seen from, for the user to check
-        result["view"] = np.array([view.azimuth, view.elevation])
-        result["view_text"] = np.array(view.describe())
-    if mesh is not None and mesh.stats is not None and mesh.stats.iso not in (None, iso):
-        result["note"] = np.array(
-            f"nothing reached the iso level {iso:g}; the mesh is at {mesh.stats.iso:g} instead"
-        )
+    if made.mesh is not None:
+        result.update(vertices=made.mesh.vertices, faces=made.mesh.faces)
+        if made.mesh.colours is not None:
+            result["colours"] = made.mesh.colours
+    if made.points is not None:
+        result["points"] = made.points
+        if made.point_colours is not None:
+            result["point_colours"] = made.point_colours
+    if made.view is not None:  # where the colours were seen from, for the user to check
+        result["view"] = np.array([made.view.azimuth, made.view.elevation])
+        result["view_text"] = np.array(made.view.describe())
+    if made.note:
+        result["note"] = np.array(made.note)
     report("build geometry", 0.9)
     return result
 
