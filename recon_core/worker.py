@@ -11,8 +11,12 @@ job, to re-extract without the encoder), ``mask``, ``output`` (mesh, points or b
 ``recon3d reconstruct --view`` takes it; absent, empty or "auto": estimated),
 ``fit_silhouette`` (implicit models: fit the code to the picture's silhouette, see
 `Reconstructor.fit_silhouette`; kept in the saved encoding), ``consistency``,
-``device``, ``result`` (the ``.npz`` to write) and ``save_encoding`` (where to keep the
-encoding for later re-extraction). The result holds ``vertices``, ``faces``, ``colours``,
+``device``, ``background`` (where the mask comes from without ``mask``: auto, alpha,
+segment or plain), ``result`` (the ``.npz`` to write) and ``save_encoding`` (where to keep
+the encoding for later re-extraction). ``output`` "mask" writes only the mask the picture
+would be read with, as a PNG, to ``result``. Every job is checked before any work
+(`check_job`, `recon_core.request`): unknown fields, wrong types and impossible options are
+one-line errors, and a line that is not a job at all gets one too. The result holds ``vertices``, ``faces``, ``colours``,
 ``points``, ``point_colours`` as asked, and ``note`` (a line to show) when the mesh had to
 be extracted at a lower iso level than asked (see `Reconstructor.mesh`).
 
