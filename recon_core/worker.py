@@ -16,9 +16,10 @@ segment or plain), ``result`` (the ``.npz`` to write) and ``save_encoding`` (whe
 the encoding for later re-extraction). ``output`` "mask" writes only the mask the picture
 would be read with, as a PNG, to ``result``. Every job is checked before any work
 (`check_job`, `recon_core.request`): unknown fields, wrong types and impossible options are
-one-line errors, and a line that is not a job at all gets one too. The result holds ``vertices``, ``faces``, ``colours``,
-``points``, ``point_colours`` as asked, and ``note`` (a line to show) when the mesh had to
-be extracted at a lower iso level than asked (see `Reconstructor.mesh`).
+one-line errors, and a line that is not a job at all gets one too. The result holds
+``vertices``, ``faces``, ``colours``, ``points``, ``point_colours`` as asked, and ``note``
+(a line to show) when the mesh had to be extracted at a lower iso level than asked (see
+`Reconstructor.mesh`).
 
 Progress goes to stdout, one JSON object per line: ``{"stage": ..., "progress": 0-1}``,
 then ``{"done": RESULT}`` (for a mask job, with ``mask_source`` and ``mask_warnings``) or

@@ -144,3 +144,25 @@ def test_a_pixel_aligned_model_meshes_upright_with_colours_and_re_extracts(tmp_p
     )
     np.testing.assert_array_equal(again["vertices"], vertices)
     assert str(again["view_text"]) == str(first["view_text"])
+
+
+def test_the_user_placement_finds_the_true_shape_from_an_upright_result(tiny_dataset):
+    """A perfect viewer-frame result, turned upright and normalised as the user gets it,
+    comes back onto the truth with the render's azimuth alone."""
+    from recon_core.data import read_index, read_record
+    from recon_core.extraction import Mesh
+    from recon_core.viewframe import camera_elevation
+    from training.evaluate import _turned_by_the_azimuth
+
+    entry = read_index(tiny_dataset)["records"][0]
+    arrays, _ = read_record(tiny_dataset / entry["file"])
+    truth = arrays["surface_points"].astype(np.float64)
+    for view in range(len(arrays["renders"])):
+        extrinsic = torch.tensor(arrays["render_extrinsics"][view : view + 1], dtype=torch.float64)
+        intrinsic = torch.tensor(arrays["render_intrinsics"][view : view + 1], dtype=torch.float64)
+        to_view = view_transform(extrinsic, intrinsic, arrays["renders"].shape[1])[0].numpy()
+        q = truth @ to_view[:3, :3].T + to_view[:3, 3]
+        upright = upright_transform(q, camera_elevation(extrinsic)[0].item())
+        user = q @ upright[:3, :3].T + upright[:3, 3]
+        placed = _turned_by_the_azimuth(Mesh(user, np.zeros((0, 3), np.int64)), arrays, view)
+        np.testing.assert_allclose(placed.vertices, truth, atol=2e-3)

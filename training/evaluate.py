@@ -104,6 +104,7 @@ def evaluate(
     view_hint: bool = False,
     fit: bool = False,
     shape_codes: bool = False,
+    placement: str = "camera",
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
     dataset), the same metrics for the retrieval baseline on the same inputs.
@@ -114,7 +115,12 @@ def evaluate(
     hint a user would, the azimuth of the render's camera rounded to the nearest of the eight
     named directions (`simulated_hint`); ``fit``: implicit models' codes fitted to the input's
     silhouette (`Reconstructor.fit_silhouette`); ``shape_codes``: two-stage implicit models
-    decode their shape autoencoder's code of each record's voxel grid, not the picture's."""
+    decode their shape autoencoder's code of each record's voxel grid, not the picture's.
+    ``placement`` (models that reconstruct in the viewer-centred frame): ``camera`` moves
+    the result into the object frame with the render's camera (the shape alone is
+    measured); ``user`` takes the result as the user gets it (upright by the estimated
+    elevation, normalised) and only turns it about +Z by the render's azimuth, which the
+    object frame fixes and the user's result need not."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -170,13 +176,15 @@ def evaluate(
         if method == "implicit":
             points, labels = _uniform_samples(arrays, meta)
             try:
+                user = placement == "user"
                 mesh, stats = reconstructor.mesh(
-                    encoded, resolution, iso, lower_iso=lower_iso, upright=False
+                    encoded, resolution, iso, lower_iso=lower_iso, upright=user
                 )
                 if stats.iso != iso:  # nothing reached the level: extracted lower
                     result["lowered_iso"] = stats.iso
                 if reconstructor.viewer_frame:
-                    mesh = _placed_by_the_camera(mesh, arrays, view)
+                    placed = _turned_by_the_azimuth if user else _placed_by_the_camera
+                    mesh = placed(mesh, arrays, view)
             except ExtractionError:
                 mesh = None
             if mesh is None:
@@ -235,6 +243,8 @@ def evaluate(
     metrics = _summarise(per_shape)
     if method == "implicit":
         metrics["lowered_iso_shapes"] = sum("lowered_iso" in r for r in per_shape)
+    if reconstructor.viewer_frame:
+        metrics["placement"] = placement
     if baseline is not None:
         metrics["retrieval"] = _summarise(per_shape_baseline)
         metrics["retrieval"]["data"] = str(retrieval)
@@ -277,6 +287,22 @@ def _placed_by_the_camera(mesh: Mesh, arrays, view: int) -> Mesh:
     back = np.linalg.inv(transform)
     vertices = mesh.vertices @ back[:3, :3].T + back[:3, 3]
     return Mesh(vertices.astype(np.float32), mesh.faces)
+
+
+def _turned_by_the_azimuth(mesh: Mesh, arrays, view: int) -> Mesh:
+    """A user's upright result (its viewer at the front, -Y) turned about +Z to the
+    azimuth the render was taken from, then normalised as every shape of the object frame
+    is (the turn changes its bounding box)."""
+    from recon_core.geometry import camera_centre, normalization_transform
+
+    x, y, _ = camera_centre(arrays["render_extrinsics"][view].astype(np.float64))
+    azimuth = np.arctan2(x, -y)  # as `recon_core.geometry.view_direction` places cameras
+    c, s = np.cos(azimuth), np.sin(azimuth)
+    turn = np.array([[c, -s, 0.0], [s, c, 0.0], [0.0, 0.0, 1.0]])
+    turned = mesh.vertices.astype(np.float64) @ turn.T
+    norm = normalization_transform(turned)
+    placed = turned @ norm[:3, :3].T + norm[:3, 3]
+    return Mesh(placed.astype(np.float32), mesh.faces)
 
 
 def _shape_code(reconstructor, arrays, index):
@@ -486,6 +512,14 @@ def main(argv: Iterable[str] | None = None) -> int:
         "record's voxel grid instead of the picture's (the bound a perfect image encoder "
         "would reach)",
     )
+    parser.add_argument(
+        "--placement",
+        choices=("camera", "user"),
+        default="camera",
+        help="models that reconstruct as the picture shows the object: move the result into "
+        "the object frame with the render's camera (camera), or take it as the user gets it, "
+        "upright by the estimated elevation, turned only by the render's azimuth (user)",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         metrics = evaluate(
@@ -505,6 +539,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             view_hint=args.view_hint,
             fit=args.fit_silhouette,
             shape_codes=args.shape_codes,
+            placement=args.placement,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
