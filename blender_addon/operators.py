@@ -11,7 +11,7 @@ import bpy
 
 from . import bridge, runner
 from .models_index import method_of
-from .properties import VIEW_ITEMS
+from .properties import ExtractionSettings
 
 ENCODING_KEY = "image_to_3d_encoding"
 OUTPUT_KEY = "image_to_3d_output"
@@ -26,21 +26,30 @@ def can_fit_silhouette(settings) -> bool:
     return settings.view != "auto" and method_of(settings.model) != "pointcloud"
 
 
+def _extraction(options, settings) -> dict:
+    """The job fields that turn an encoding into geometry: ``options`` holds the
+    `ExtractionSettings` (the scene's settings, or Re-extract's own), ``settings`` the
+    scene's for the rest."""
+    return {
+        "resolution": options.resolution,
+        "iso": options.iso,
+        "faces": options.face_budget,
+        "symmetric": options.symmetric,
+        "view": options.view,
+        "consistency": 0 if options.views_agree else None,
+        "points": settings.point_count,
+        "device": settings.device,
+    }
+
+
 def _job(settings, image: str, encoding: str | None = None) -> dict:
     cache = runner.user_dir("cache")
     stem = Path(image).stem if image else "result"
     job = {
         "model": settings.model,
         "output": settings.output,
-        "resolution": settings.resolution,
-        "iso": settings.iso,
-        "faces": settings.face_budget,
-        "points": settings.point_count,
-        "symmetric": settings.symmetric,
-        "view": settings.view,
+        **_extraction(settings, settings),
         "fit_silhouette": settings.fit_silhouette and can_fit_silhouette(settings),
-        "consistency": 0 if settings.views_agree else None,
-        "device": settings.device,
         "background": settings.background,
     }
     if encoding:
@@ -229,36 +238,13 @@ class RECON_OT_cancel(bpy.types.Operator):
         return {"FINISHED"}
 
 
-class RECON_OT_reextract(bpy.types.Operator):
+class RECON_OT_reextract(bpy.types.Operator, ExtractionSettings):
     """Rebuild the selected result at another resolution or iso level from its cached
     encoding, without running the image encoder again"""
 
     bl_idname = "image_to_3d.reextract"
     bl_label = "Re-extract"
     bl_options = {"REGISTER", "UNDO"}
-
-    resolution: bpy.props.IntProperty(name="Resolution", default=128, min=16, max=512)
-    iso: bpy.props.FloatProperty(name="Iso level", default=0.5, min=0.01, max=0.99)
-    face_budget: bpy.props.IntProperty(
-        name="Face budget", default=0, min=0, description="At most this many faces (0: no limit)"
-    )
-    symmetric: bpy.props.BoolProperty(
-        name="Mirror Symmetric",
-        default=False,
-        description="Make the result mirror-symmetric across the object's left-right plane",
-    )
-    view: bpy.props.EnumProperty(
-        name="Taken From",
-        default="auto",
-        items=VIEW_ITEMS,
-        description="Where the picture was taken from, for the colours (a fitted silhouette "
-        "stays as reconstructed)",
-    )
-    views_agree: bpy.props.BoolProperty(
-        name="Views Must Agree",
-        default=False,
-        description="Point-cloud models: keep only the points inside every fixed view's silhouette",
-    )
 
     @classmethod
     def poll(cls, context):
@@ -267,9 +253,8 @@ class RECON_OT_reextract(bpy.types.Operator):
 
     def invoke(self, context, event):
         settings = context.scene.image_to_3d
-        self.resolution, self.iso = settings.resolution, settings.iso
-        self.face_budget, self.views_agree = settings.face_budget, settings.views_agree
-        self.symmetric, self.view = settings.symmetric, settings.view
+        for name in ExtractionSettings.__annotations__:
+            setattr(self, name, getattr(settings, name))
         return self.execute(context)
 
     def execute(self, context):
@@ -282,14 +267,7 @@ class RECON_OT_reextract(bpy.types.Operator):
         job = {
             "encoding": encoding,
             "output": output,
-            "resolution": self.resolution,
-            "iso": self.iso,
-            "faces": self.face_budget,
-            "device": context.scene.image_to_3d.device,
-            "points": context.scene.image_to_3d.point_count,
-            "symmetric": self.symmetric,
-            "view": self.view,
-            "consistency": 0 if self.views_agree else None,
+            **_extraction(self, context.scene.image_to_3d),
         }
         try:
             result = runner.run(job)

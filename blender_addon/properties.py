@@ -56,7 +56,57 @@ def _load_thumbnail(self, context):
     image.preview_ensure()
 
 
-class RECON_Settings(bpy.types.PropertyGroup):
+class ExtractionSettings:
+    """The settings that turn a cached encoding into geometry, declared once: the scene's
+    settings and the Re-extract operator both take them (as glTF-Blender-IO shares its
+    export settings through mixin classes)."""
+
+    resolution: bpy.props.IntProperty(
+        name="Resolution",
+        default=128,
+        min=16,
+        max=512,
+        description="Mesh extraction grid resolution",
+    )
+    iso: bpy.props.FloatProperty(
+        name="Iso level",
+        default=0.5,
+        min=0.01,
+        max=0.99,
+        description=(
+            "Occupancy probability of the surface (where nothing reaches it, the mesh is "
+            "taken at half the highest occupancy, with a warning)"
+        ),
+    )
+    face_budget: bpy.props.IntProperty(
+        name="Face Budget",
+        default=0,
+        min=0,
+        max=10_000_000,
+        description="At most this many faces, by quadric decimation (0: no limit)",
+    )
+    symmetric: bpy.props.BoolProperty(
+        name="Mirror Symmetric",
+        default=False,
+        description="Make the result mirror-symmetric across the object's left-right plane "
+        "(most furniture is; an asymmetric object such as a corner sofa loses its asymmetry)",
+    )
+    view: bpy.props.EnumProperty(
+        name="Taken From",
+        default="auto",
+        items=VIEW_ITEMS,
+        description="Where the picture was taken from, roughly: the colours' camera is "
+        "searched near it",
+    )
+    views_agree: bpy.props.BoolProperty(
+        name="Views Must Agree",
+        default=False,
+        description="Point-cloud models: keep only the points inside every fixed view's "
+        "silhouette (drops stray points; can thin out parts the network half-missed)",
+    )
+
+
+class RECON_Settings(bpy.types.PropertyGroup, ExtractionSettings):
     image_path: bpy.props.StringProperty(
         name="Image",
         description="Picture of one object on a transparent or plain background",
@@ -93,30 +143,6 @@ class RECON_Settings(bpy.types.PropertyGroup):
             ("both", "Both", "A mesh and a point cloud"),
         ],
     )
-    resolution: bpy.props.IntProperty(
-        name="Resolution",
-        default=128,
-        min=16,
-        max=512,
-        description="Mesh extraction grid resolution",
-    )
-    iso: bpy.props.FloatProperty(
-        name="Iso level",
-        default=0.5,
-        min=0.01,
-        max=0.99,
-        description=(
-            "Occupancy probability of the surface (where nothing reaches it, the mesh is "
-            "taken at half the highest occupancy, with a warning)"
-        ),
-    )
-    face_budget: bpy.props.IntProperty(
-        name="Face Budget",
-        default=0,
-        min=0,
-        max=10_000_000,
-        description="At most this many faces, by quadric decimation (0: no limit)",
-    )
     point_count: bpy.props.IntProperty(
         name="Points",
         default=20000,
@@ -124,30 +150,11 @@ class RECON_Settings(bpy.types.PropertyGroup):
         max=1_000_000,
         description="Point cloud size",
     )
-    symmetric: bpy.props.BoolProperty(
-        name="Mirror Symmetric",
-        default=False,
-        description="Make the result mirror-symmetric across the object's left-right plane "
-        "(most furniture is; an asymmetric object such as a corner sofa loses its asymmetry)",
-    )
-    view: bpy.props.EnumProperty(
-        name="Taken From",
-        default="auto",
-        items=VIEW_ITEMS,
-        description="Where the picture was taken from, roughly: the colours' camera is "
-        "searched near it",
-    )
     fit_silhouette: bpy.props.BoolProperty(
         name="Fit Silhouette",
         default=False,
         description="Implicit models, with a view set: fit the shape to the picture's outline "
         "(about 9 s more on a 2-core CPU)",
-    )
-    views_agree: bpy.props.BoolProperty(
-        name="Views Must Agree",
-        default=False,
-        description="Point-cloud models: keep only the points inside every fixed view's "
-        "silhouette (drops stray points; can thin out parts the network half-missed)",
     )
     native_points: bpy.props.BoolProperty(
         name="Native Point Cloud",
