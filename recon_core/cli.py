@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
 
+from recon_core.request import BACKGROUNDS
+
 __all__ = ["main", "add_result_options"]
 
 
@@ -103,7 +105,7 @@ def _reconstruct_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--background",
-        choices=("auto", "alpha", "segment", "plain"),
+        choices=BACKGROUNDS,
         default="auto",
         help="where the mask comes from without --mask: the alpha channel when the picture "
         "has one, else the bundled segmentation network (auto); or only the alpha "
@@ -218,7 +220,6 @@ def reconstruct(argv: list[str]) -> int:
     except OSError as exc:
         return _error(_first_line(exc))
     import numpy as np
-    from PIL import Image
     from tqdm import tqdm
 
     from recon_core.checkpoint import CheckpointError
@@ -276,10 +277,10 @@ def reconstruct(argv: list[str]) -> int:
                     sheet = preview_sheet(rgb, shown[0], shown[2], shown[1])
                 else:
                     sheet = preview_sheet(rgb, result.points, result.point_colours)
-                files[stem.parent / f"{stem.name}_preview.png"] = _png_bytes(Image, sheet)
+                files[stem.parent / f"{stem.name}_preview.png"] = _png_bytes(sheet)
             if args.save_mask:
                 mask_image = picture.mask.astype(np.uint8) * 255
-                files[stem.parent / f"{stem.name}_mask.png"] = _png_bytes(Image, mask_image)
+                files[stem.parent / f"{stem.name}_mask.png"] = _png_bytes(mask_image)
             written = write_all_or_none(files)
             line = f"{path}: " + ", ".join(str(w) for w in written)
             if view is not None:  # a wrong guess is fixed with --view: say what it was
@@ -296,11 +297,13 @@ def reconstruct(argv: list[str]) -> int:
     return 1 if failures else 0
 
 
-def _png_bytes(image_module, array) -> bytes:
+def _png_bytes(array) -> bytes:
     import io
 
+    from PIL import Image
+
     buffer = io.BytesIO()
-    image_module.fromarray(array).save(buffer, format="PNG")
+    Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
 
 

@@ -1,6 +1,7 @@
 """Writing files so that nothing already written is lost or left half-written.
 
-Every file is written to a hidden temporary beside its target (``.NAME.XXXX.tmp``), synced,
+Every file is written to a hidden temporary beside its target (``.NAME.<random>.tmp``),
+synced,
 then renamed over the target: a reader sees the old file or the new one. A failure removes
 its own temporary and names the file in one line; a process killed mid-write leaves its
 temporary behind, which `remove_stale_temporaries` clears on the next run into that folder.
@@ -96,7 +97,7 @@ def write_all_or_none(writers: dict[Path, Callable | bytes]) -> list[Path]:
 
 
 def remove_stale_temporaries(folder: str | Path, older_than_s: float = STALE_AFTER_S) -> int:
-    """Remove the temporaries (``.NAME.XXXX.tmp``) that killed runs left in ``folder``,
+    """Remove the temporaries (``.NAME.<random>.tmp``) that killed runs left in ``folder``,
     those older than ``older_than_s``; a fresher one may belong to a run still writing.
     Returns how many were removed."""
     removed, limit = 0, time.time() - older_than_s

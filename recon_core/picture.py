@@ -150,6 +150,19 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
     return mask
 
 
+def _fill_small_holes(mask: np.ndarray, share: float = 0.005) -> np.ndarray:
+    """The mask with its holes under ``share`` of the picture filled (specular spots and
+    reflections, not gaps such as a chair back's opening)."""
+    from scipy import ndimage
+
+    holes = ndimage.binary_fill_holes(mask) & ~mask
+    labels, count = ndimage.label(holes)
+    if not count:
+        return mask
+    sizes = ndimage.sum(holes, labels, index=np.arange(1, count + 1))
+    return mask | np.isin(labels, 1 + np.flatnonzero(sizes < share * mask.size))
+
+
 def _border(height: int, width: int) -> np.ndarray:
     ring = max(2, round(0.02 * min(height, width)))
     border = np.zeros((height, width), dtype=bool)
@@ -190,11 +203,7 @@ def estimate_mask(rgb: np.ndarray) -> np.ndarray:
     if count:
         sizes = ndimage.sum(mask, labels, index=np.arange(1, count + 1))
         mask = np.isin(labels, 1 + np.flatnonzero(sizes >= 0.05 * sizes.max()))
-    holes = ndimage.binary_fill_holes(mask) & ~mask
-    labels, count = ndimage.label(holes)
-    if count:  # fill holes smaller than 0.5% of the picture (specular spots, not gaps)
-        sizes = ndimage.sum(holes, labels, index=np.arange(1, count + 1))
-        mask |= np.isin(labels, 1 + np.flatnonzero(sizes < 0.005 * h * w))
+    mask = _fill_small_holes(mask)
     if step > 1:
         mask = np.repeat(np.repeat(mask, step, axis=0), step, axis=1)[:height, :width]
     return mask
@@ -231,16 +240,11 @@ def segment_mask(rgb: np.ndarray) -> tuple[np.ndarray, int]:
     """The salient object's mask (H, W) bool from the bundled network, the largest object
     only with its small holes filled, and how many objects the network saw."""
     from PIL import Image
-    from scipy import ndimage
 
     from recon_core.segmentation import segment
 
     mask, objects = _largest_object(segment(rgb, SEGMENT_WORKING_SIDE) > 0.5)
-    holes = ndimage.binary_fill_holes(mask) & ~mask
-    labels, count = ndimage.label(holes)
-    if count:  # fill holes smaller than 0.5% of the picture (reflections, not gaps)
-        sizes = ndimage.sum(holes, labels, index=np.arange(1, count + 1))
-        mask = mask | np.isin(labels, 1 + np.flatnonzero(sizes < 0.005 * mask.size))
+    mask = _fill_small_holes(mask)
     height, width = rgb.shape[:2]
     if mask.shape != (height, width):  # a large photo: its mask at full size
         image = Image.fromarray(mask.astype(np.uint8) * 255)

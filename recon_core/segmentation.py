@@ -36,7 +36,6 @@ def _network():
     """The network, loaded once per process (on the CPU: it runs once per picture)."""
     with _LOCK:
         if "net" not in _NETWORK:
-            import torch
             from safetensors import safe_open
             from safetensors.torch import load_file
 
@@ -55,7 +54,6 @@ def _network():
                 first = (str(exc).splitlines() or [type(exc).__name__])[0]
                 raise SegmentationError(f"{path}: unusable segmentation model ({first})") from None
             _NETWORK["net"] = network.eval().requires_grad_(False)
-            _NETWORK["torch"] = torch
         return _NETWORK["net"]
 
 
@@ -64,12 +62,12 @@ def segment(rgb: np.ndarray, longest: int | None = None) -> np.ndarray:
     before any rescaling of the network's output (a picture without a salient object stays
     low everywhere): at the picture's size, or with ``longest``, at most that many pixels
     along its longer side (the network reads 320 pixels: finer gains nothing but time)."""
+    import torch
     from PIL import Image
 
     from recon_core.models.segmentation import IMAGENET_MEAN, IMAGENET_STD, SEGMENTATION_SIZE
 
     network = _network()
-    torch = _NETWORK["torch"]
     image = Image.fromarray(np.ascontiguousarray(rgb))
     height, width = rgb.shape[:2]
     small = image
