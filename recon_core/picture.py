@@ -65,8 +65,18 @@ class Picture:
         return crop_resize(window, (x0 - left, y0 - top, side), size)
 
 
-def _open(path: Path):
-    """Open, orient (EXIF) and decode an image; every failure is a one-line PictureError."""
+MAX_SIDE = 2048
+"""Pictures are worked on at most this many pixels along their longer side. The networks
+read the object at 128 to 224 pixels and the colours land on a base mesh's vertices, while
+each step over a phone photo's 12 to 50 megapixels would cost a large share of a second.
+A JPEG is decoded straight at a reduced scale (1/2, 1/4 or 1/8) where that keeps at least
+half this side."""
+
+
+def _open(path: Path, max_side: int | None = None):
+    """Open, orient (EXIF) and decode an image, at most ``max_side`` pixels along its longer
+    side when given, and its size as stored (width, height, EXIF-oriented); every failure is
+    a one-line PictureError."""
     from PIL import Image, ImageOps, UnidentifiedImageError
 
     with warnings.catch_warnings():
@@ -74,7 +84,13 @@ def _open(path: Path):
         warnings.simplefilter("error", Image.DecompressionBombWarning)
         try:
             image = Image.open(path)
+            stored = image.size
+            if max_side and max(stored) > max_side:
+                half = max_side / 2 / max(stored)
+                image.draft(None, (int(np.ceil(stored[0] * half)), int(np.ceil(stored[1] * half))))
             image.load()
+            if max_side and max(image.size) > max_side:
+                image = _shrunk_to(image, max_side)
         except FileNotFoundError:
             raise PictureError(f"{path}: no such file") from None
         except IsADirectoryError:
@@ -90,9 +106,25 @@ def _open(path: Path):
             first = (str(exc).splitlines() or [type(exc).__name__])[0]
             raise PictureError(f"{path}: unreadable image ({first})") from None
     try:
-        return ImageOps.exif_transpose(image)
+        oriented = ImageOps.exif_transpose(image)
     except Exception:  # a broken EXIF block: keep the stored orientation
-        return image
+        oriented = image
+    if oriented.size != image.size:  # turned a quarter
+        stored = stored[::-1]
+    return oriented, stored
+
+
+def _shrunk_to(image, max_side: int):
+    """``image`` resampled so that its longer side is ``max_side`` (a palette or odd mode is
+    first made RGB(A), which is what every caller turns it into anyway)."""
+    from PIL import Image
+
+    if image.mode not in ("1", "L", "LA", "RGB", "RGBA", "I", "F"):
+        keep_alpha = "A" in image.getbands() or "transparency" in image.info
+        image = image.convert("RGBA" if keep_alpha else "RGB")
+    scale = max_side / max(image.size)
+    size = (max(1, round(image.size[0] * scale)), max(1, round(image.size[1] * scale)))
+    return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
 def _to_rgba(image) -> tuple[np.ndarray, bool]:
@@ -115,14 +147,17 @@ MASK_ASPECT_TOLERANCE = 0.01
 most this share (rounding of a downscaled mask); otherwise it is refused."""
 
 
-def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
-    """A mask file (white or opaque = object) for a picture of ``shape`` (H, W): one of
-    another size but the same shape is rescaled, with a warning; one of another shape is
-    refused (stretched, it would mark the wrong pixels)."""
+def read_mask(
+    path: str | Path, shape: tuple[int, int], stored: tuple[int, int] | None = None
+) -> np.ndarray:
+    """A mask file (white or opaque = object) for a picture worked on at ``shape`` (H, W)
+    and stored at ``stored`` (W, H; default: the same): one of another size but the same
+    shape is rescaled, with a warning unless it has the stored picture's size; one of
+    another shape is refused (stretched, it would mark the wrong pixels)."""
     from PIL import Image
 
     path = Path(path)
-    image = _open(path)
+    image, _ = _open(path)
     if "A" in image.getbands() and image.getextrema()[-1][0] < 255:
         grey = image.getchannel("A")
     else:
@@ -135,14 +170,15 @@ def read_mask(path: str | Path, shape: tuple[int, int]) -> np.ndarray:
                 f"{path}: the mask is {width}x{height} and the picture {shape[1]}x{shape[0]}, "
                 "another shape; give a mask of the picture's size"
             )
-        log.warning(
-            "%s: the mask is %dx%d; rescaled to the picture's %dx%d",
-            path,
-            width,
-            height,
-            shape[1],
-            shape[0],
-        )
+        if (width, height) != tuple(stored or (shape[1], shape[0])):
+            log.warning(
+                "%s: the mask is %dx%d; rescaled to the picture's %dx%d",
+                path,
+                width,
+                height,
+                shape[1],
+                shape[0],
+            )
         grey = grey.resize((shape[1], shape[0]), Image.Resampling.NEAREST)
     mask = np.asarray(grey) > 127
     if not mask.any():
@@ -279,11 +315,12 @@ def read_picture(
     if background not in BACKGROUNDS:
         raise PictureError(f"background {background!r}: use one of {', '.join(BACKGROUNDS)}")
     path = Path(path)
-    rgba, has_alpha = _to_rgba(_open(path))
+    image, stored = _open(path, MAX_SIDE)
+    rgba, has_alpha = _to_rgba(image)
     rgb = np.ascontiguousarray(rgba[..., :3])
     notes = []
     if mask_path is not None:
-        mask, source = read_mask(mask_path, rgb.shape[:2]), "file"
+        mask, source = read_mask(mask_path, rgb.shape[:2], stored), "file"
     elif background == "alpha" or (background == "auto" and has_alpha):
         if not has_alpha:
             raise PictureError(

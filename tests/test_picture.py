@@ -126,6 +126,41 @@ def test_exif_orientation_is_applied(tmp_path):
     assert picture.rgb.shape == (80, 60, 3)
 
 
+@pytest.mark.parametrize("suffix", [".jpg", ".png"])
+def test_a_large_photo_is_worked_on_at_the_capped_size_and_its_full_size_mask_fits(
+    tmp_path, suffix, caplog
+):
+    from recon_core.picture import MAX_SIDE
+
+    height, width = 3000, 4400
+    rgb = np.full((height, width, 3), 250, np.uint8)
+    rgb[1000:2200, 1500:3100] = (40, 110, 190)
+    path = tmp_path / f"photo{suffix}"
+    Image.fromarray(rgb).save(path, quality=95)
+    mask_path = tmp_path / "mask.png"
+    Image.fromarray(((rgb[..., 0] < 128) * 255).astype(np.uint8)).save(mask_path)
+    with caplog.at_level("WARNING", logger="recon3d"):
+        picture = read_picture(path, mask_path)
+    assert max(picture.rgb.shape[:2]) <= MAX_SIDE
+    assert max(picture.rgb.shape[:2]) >= MAX_SIDE // 2
+    aspect = picture.rgb.shape[1] / picture.rgb.shape[0]
+    assert aspect == pytest.approx(width / height, rel=0.01)
+    assert not [r for r in caplog.records if "rescaled" in r.getMessage()]
+    scale = picture.rgb.shape[0] / height
+    box = np.argwhere(picture.mask)
+    assert box.min(axis=0) == pytest.approx([1000 * scale, 1500 * scale], abs=2)
+    assert box.max(axis=0) == pytest.approx([2200 * scale, 3100 * scale], abs=2)
+    inner = picture.mask.copy()
+    for axis in (0, 1):  # away from the edge, where resampling mixes the two colours
+        inner &= np.roll(picture.mask, 3, axis) & np.roll(picture.mask, -3, axis)
+    assert np.abs(picture.rgb[inner].astype(int) - (40, 110, 190)).max() < 12
+    half = tmp_path / "half.png"
+    Image.open(mask_path).resize((width // 2, height // 2)).save(half)
+    with caplog.at_level("WARNING", logger="recon3d"):
+        read_picture(path, half)
+    assert [r for r in caplog.records if "rescaled" in r.getMessage()]
+
+
 def test_background_estimate_follows_a_studio_gradient():
     h, w = 200, 240
     ys, xs = np.mgrid[0:h, 0:w]
