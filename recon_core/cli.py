@@ -236,7 +236,7 @@ def reconstruct(argv: list[str]) -> int:
     except (CheckpointError, ValueError, OSError) as exc:
         _take_back(args.output_dir, created)
         return _error(_first_line(exc))
-    if request.fit_silhouette and model.config.method != "implicit":
+    if request.fit_silhouette and not model.generator.fits_silhouette:
         _take_back(args.output_dir, created)
         return _error(
             f"{model.path}: --fit-silhouette needs an implicit model, this one is "

@@ -19,14 +19,13 @@ from __future__ import annotations
 
 import logging
 import math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from recon_core.checkpoint import CheckpointError, load_checkpoint
-from recon_core.cloudmesh import mesh_from_points
 from recon_core.colour import (
     ViewEstimate,
     ViewHint,
@@ -36,22 +35,16 @@ from recon_core.colour import (
 )
 from recon_core.device import select_device
 from recon_core.extraction import (
-    CPU_BATCH,
-    EmptyFieldError,
     ExtractionError,
     ExtractionStats,
     Mesh,
     decimate,
-    default_batch,
-    extract_mesh,
-    latent_field,
 )
 from recon_core.fitting import FitSettings, fit_silhouette
-from recon_core.fusion import consistent_points, fuse
 from recon_core.geometry import sample_mesh
 from recon_core.imaging import network_input
 from recon_core.methods import METHODS
-from recon_core.models.implicit import PixelCode, sample_features
+from recon_core.methods.base import Encoded, Options
 from recon_core.picture import Picture
 from recon_core.registry import resolve_model
 from recon_core.request import DEFAULT_POINTS, ReconstructionRequest
@@ -72,12 +65,6 @@ log = logging.getLogger("recon3d")
 
 COLOUR_SIZE = 256
 """Side of the framed picture colours are taken from."""
-
-LOWERED_ISO_SHARE = 0.5
-"""When nothing of an implicit field reaches the iso level asked for, the mesh is extracted
-at this share of the field's highest occupancy instead (a thin or uncertain shape: chair
-legs, plants), unless that is below `LOWERED_ISO_FLOOR` (no shape to speak of)."""
-LOWERED_ISO_FLOOR = 0.05
 
 try:
     from threadpoolctl import threadpool_limits
@@ -112,39 +99,6 @@ def image_tensor(rgba: np.ndarray, size: int) -> torch.Tensor:
     """Framed RGBA image (H, W, 4), uint8 or float in [0, 1] -> (1, 4, size, size) float,
     resized as the training data loader does."""
     return network_input(np.asarray(rgba)[None], size)
-
-
-@dataclass
-class Encoded:
-    """What the network computed from one image: the latent code (implicit) or the fused
-    cloud with its mask logits (point cloud), and the framed picture for colours."""
-
-    method: str
-    latent: torch.Tensor | None = None
-    points: torch.Tensor | None = None
-    mask_logit: torch.Tensor | None = None
-    framed: np.ndarray | None = None
-    """(S, S, 4) uint8 framed picture the colours and the silhouette fit read (S =
-    COLOUR_SIZE when encoded from a Picture)."""
-    views: dict[ViewHint | None, ViewEstimate] = field(default_factory=dict, repr=False)
-    """The picture's estimated viewpoint per view hint, once a coloured result asked for it."""
-    fitted: bool = False
-    """Whether the latent code was fitted to the picture's silhouette."""
-    kept: dict[int | None, torch.Tensor] = field(default_factory=dict, repr=False)
-    """Point-cloud models: the points kept (P,) bool, per ``consistency`` asked for."""
-    features: torch.Tensor | None = None
-    """Pixel-aligned implicit models: the picture's feature map (1, C, h, w)."""
-    elevation: float | None = None
-    """Pixel-aligned implicit models: the camera's estimated elevation, radians."""
-
-
-@dataclass(frozen=True)
-class Options:
-    """How results are made from an encoding, per call (see `Reconstructor`)."""
-
-    consistency: int | None = None
-    symmetric: bool = False
-    view: ViewHint | None = None
 
 
 @dataclass
@@ -204,28 +158,26 @@ class Reconstructor:
         if self.config.method not in METHODS:
             raise CheckpointError(f"{path}: unknown method {self.config.method!r}")
         self.method = METHODS[self.config.method](self.config)
-        self.device = select_device(device)
+        device = select_device(device)
         network = self.method.build_model()
         try:
             network.load_state_dict({k: v.float() for k, v in checkpoint.model_state.items()})
         except RuntimeError as exc:
             first = str(exc).splitlines()[0]
             raise CheckpointError(f"{path}: weights do not match its config ({first})") from None
-        self.model = network.to(self.device).eval().requires_grad_(False)
+        network = network.to(device).eval().requires_grad_(False)
+        self.generator = self.method.generator(network, device, self.path, self.info)
+        """The method's inference side (`recon_core.methods.base.Generator`)."""
         self.viewpoint = _viewpoint_net(path, checkpoint)
-        if self.config.method == "pointcloud":
-            self._check_fixed_views()
 
-    def _check_fixed_views(self) -> None:
-        stored = self.info.get("fixed_views", {}).get("extrinsics")
-        if stored is not None:
-            stored = torch.tensor(stored, dtype=self.method.fixed_extrinsics.dtype)
-            if stored.shape != self.method.fixed_extrinsics.shape or not torch.allclose(
-                stored, self.method.fixed_extrinsics, atol=1e-5
-            ):
-                raise CheckpointError(
-                    f"{self.path}: its fixed views differ from the ones its config describes"
-                )
+    @property
+    def model(self) -> torch.nn.Module:
+        """The trained network (on `device`)."""
+        return self.generator.model
+
+    @property
+    def device(self) -> torch.device:
+        return self.generator.device
 
     @property
     def consistency(self) -> int | None:
@@ -257,11 +209,6 @@ class Reconstructor:
     def input_size(self) -> int:
         return self.config.model.input_size
 
-    def _to_cpu(self, reason: str) -> None:
-        log.warning("%s; falling back to the CPU", reason)
-        self.device = torch.device("cpu")
-        self.model = self.model.cpu()
-
     # -- encoding ----------------------------------------------------------------------
 
     @torch.no_grad()
@@ -273,20 +220,11 @@ class Reconstructor:
             return self._encode(rgba)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            self._to_cpu("GPU out of memory while encoding")
+            self.generator.to_cpu("GPU out of memory while encoding")
             return self._encode(rgba)
 
     def _encode(self, rgba: np.ndarray) -> Encoded:
-        image = image_tensor(rgba, self.input_size).to(self.device)
-        if self.config.method == "implicit":
-            code = self.model.encode(image)
-            if isinstance(code, PixelCode):
-                elevation = float(code.elevation[0])
-                return Encoded("implicit", code.latent, features=code.features, elevation=elevation)
-            return Encoded("implicit", latent=code)
-        xyz, mask_logit = self.model(image)
-        points = fuse(xyz, self.method.fixed_extrinsics.to(self.device))
-        return Encoded("pointcloud", points=points[0], mask_logit=mask_logit.flatten(1)[0])
+        return self.generator.encode(image_tensor(rgba, self.input_size).to(self.device))
 
     @one_blas_thread
     def encode_picture(self, picture: Picture) -> Encoded:
@@ -307,13 +245,7 @@ class Reconstructor:
     def field(self, encoded: Encoded):
         """Occupancy logits of points (N, 3), from an implicit encoding (viewer-centred
         points for a pixel-aligned model)."""
-        if encoded.method != "implicit":
-            raise ValueError("an occupancy field needs the implicit method")
-        field = latent_field(self.model.decoder, encoded.latent.to(self.device))
-        if encoded.features is None:
-            return field
-        features = encoded.features.to(self.device)
-        return lambda points: field(points, sample_features(features, points[None])[0])
+        return self.generator.field(encoded)
 
     @one_blas_thread
     def mesh(
@@ -329,11 +261,14 @@ class Reconstructor:
         """Closed mesh at any resolution (16-512), from the cached encoding. Implicit: the
         iso level (0-1) of the occupancy field; point cloud: the mesh around the cloud.
         ``faces``: at most this many triangles (quadric decimation, still closed).
-        ``lower_iso``: when nothing reaches ``iso``, extract at `LOWERED_ISO_SHARE` of the
-        field's highest occupancy instead, said in one log line; ``stats.iso`` is the level
+        ``lower_iso``: when nothing reaches ``iso``, extract at a share of the field's
+        highest occupancy instead (`recon_core.methods.implicit.LOWERED_ISO_SHARE`), said
+        in one log line; ``stats.iso`` is the level
         used. A pixel-aligned model's mesh is turned upright and normalised (`upright_mesh`)
         unless ``upright`` is False: then it stays in the viewer-centred frame."""
-        mesh, stats = self._mesh(encoded, resolution, iso, lower_iso, options or self.options)
+        mesh, stats = self.generator.mesh(
+            encoded, resolution, iso, lower_iso, options or self.options
+        )
         if faces is not None:
             mesh = decimate(mesh, faces)
         if upright and encoded.features is not None:
@@ -351,52 +286,6 @@ class Reconstructor:
         view = ViewEstimate(camera, 0.0, math.degrees(encoded.elevation), float("nan"))
         return Mesh(vertices.astype(np.float32), mesh.faces), view
 
-    def _mesh(self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool, options):
-        if encoded.method == "pointcloud":
-            cloud = self.points(encoded, options=options)
-            return mesh_from_points(cloud, min(resolution, 256)), None
-        if not torch.isfinite(encoded.latent).all():
-            raise ExtractionError("the latent code is not finite")
-        try:
-            return self._extract(encoded, resolution, iso, options.symmetric)
-        except EmptyFieldError as exc:
-            level = math.floor(100.0 * LOWERED_ISO_SHARE * exc.highest) / 100.0
-            if not lower_iso or level < LOWERED_ISO_FLOOR or level >= iso:
-                raise
-            log.warning(
-                "nothing reaches the iso level %g (highest occupancy %.2f); "
-                "extracting at %g instead",
-                iso,
-                exc.highest,
-                level,
-            )
-            return self._extract(encoded, resolution, level, options.symmetric)
-
-    def _extract(self, encoded: Encoded, resolution: int, iso: float, symmetric: bool):
-        if symmetric and encoded.features is not None:
-            raise ValueError(
-                f"{self.path}: mirror-symmetric results need a model that reconstructs in "
-                "the object's own frame; this one reconstructs as the picture shows the object"
-            )
-        batch = default_batch(self.device)
-        while True:
-            try:
-                return extract_mesh(
-                    self.field(encoded),
-                    resolution,
-                    iso,
-                    batch=batch,
-                    device=self.device,
-                    symmetric=symmetric,
-                )
-            except torch.cuda.OutOfMemoryError:
-                torch.cuda.empty_cache()
-                if batch > CPU_BATCH:
-                    batch //= 8
-                    log.warning("GPU out of memory; evaluating in chunks of %d points", batch)
-                else:
-                    self._to_cpu("GPU out of memory even in small chunks")
-
     @one_blas_thread
     def points(
         self, encoded: Encoded, count: int | None = None, options: Options | None = None
@@ -404,28 +293,7 @@ class Reconstructor:
         """The point cloud (P, 3): fused points whose mask logit is positive (and that the
         fixed views agree on, see ``consistency``), with ``symmetric`` their mirror images
         after them; ``count`` picks an evenly spread subset (or all when there are fewer)."""
-        if encoded.method != "pointcloud":
-            raise ValueError("point clouds come from the pointcloud method")
-        options = options or self.options
-        keep = encoded.kept.get(options.consistency)
-        if keep is None:  # once per encoding: a mesh and a cloud of one job share it
-            keep = encoded.mask_logit > 0
-            if options.consistency is not None:
-                size = self.config.model.view_size
-                keep = consistent_points(
-                    encoded.points,
-                    encoded.mask_logit.view(-1, size, size),
-                    self.method.fixed_extrinsics.to(encoded.points.device),
-                    self.method.intrinsic,
-                    options.consistency,
-                )
-            encoded.kept[options.consistency] = keep
-        points = encoded.points[keep].cpu().numpy()
-        if options.symmetric:
-            points = np.concatenate([points, points * np.array([-1, 1, 1], points.dtype)])
-        if count is not None and 0 < count < len(points):
-            points = points[np.linspace(0, len(points) - 1, count).round().astype(np.int64)]
-        return points
+        return self.generator.points(encoded, count, options or self.options)
 
     # -- with colours ------------------------------------------------------------------
 
@@ -450,7 +318,7 @@ class Reconstructor:
         ``view`` when one is set: without it the estimate is too often wrong for the fit to
         help, see docs/experiments.md). Implicit models and encodings of a Picture only. About 9 s a
         picture on a 2-core CPU with the default settings."""
-        if encoded.method != "implicit":
+        if not self.generator.fits_silhouette:
             raise ValueError(f"{self.path}: fitting the silhouette needs an implicit model")
         if encoded.features is not None:
             raise ValueError(
@@ -472,7 +340,7 @@ class Reconstructor:
             result = fit_silhouette(self.model.decoder, encoded.latent, mask, view.camera, settings)
         except torch.cuda.OutOfMemoryError:
             torch.cuda.empty_cache()
-            self._to_cpu("GPU out of memory while fitting the silhouette")
+            self.generator.to_cpu("GPU out of memory while fitting the silhouette")
             result = fit_silhouette(
                 self.model.decoder, encoded.latent.cpu(), mask, view.camera, settings
             )
@@ -533,7 +401,8 @@ class Reconstructor:
         options = self.options_for(request)
         want_mesh, want_points = request.output in ("mesh", "both"), request.output != "mesh"
         out = Reconstruction()
-        if want_mesh or (want_points and encoded.method == "implicit"):
+        own_points = self.generator.makes_points
+        if want_mesh or (want_points and not own_points):
             faces = request.faces if want_mesh else None  # points come from the whole mesh
             mesh = self.coloured_mesh(
                 encoded, request.resolution, request.iso, faces, options=options
@@ -547,7 +416,7 @@ class Reconstructor:
                     f"{mesh.stats.iso:g} instead"
                 )
         if want_points:
-            if encoded.method == "pointcloud":
+            if own_points:
                 cloud = self.coloured_points(encoded, request.points, options)
                 out.points, out.point_colours, out.view = cloud.points, cloud.colours, cloud.view
             else:

@@ -261,6 +261,7 @@ def test_gpu_out_of_memory_falls_back_to_smaller_chunks_then_the_cpu(picture, ca
     import torch
 
     from recon_core import inference
+    from recon_core.methods import implicit
     from recon_core.picture import read_picture
 
     model = inference.Reconstructor("implicit", "cpu")
@@ -278,7 +279,7 @@ def test_gpu_out_of_memory_falls_back_to_smaller_chunks_then_the_cpu(picture, ca
     assert failures == ["encode"] and encoded.latent is not None
     assert "out of memory while encoding; falling back to the CPU" in caplog.text
 
-    real_extract, batches = inference.extract_mesh, []
+    real_extract, batches = implicit.extract_mesh, []
 
     def extract_out_of_memory_above_8192(field, resolution, iso, batch, device, symmetric):
         batches.append(batch)
@@ -286,11 +287,11 @@ def test_gpu_out_of_memory_falls_back_to_smaller_chunks_then_the_cpu(picture, ca
             raise torch.cuda.OutOfMemoryError("CUDA out of memory")
         return real_extract(field, resolution, iso, batch=batch, device=device)
 
-    monkeypatch.setattr(inference, "extract_mesh", extract_out_of_memory_above_8192)
+    monkeypatch.setattr(implicit, "extract_mesh", extract_out_of_memory_above_8192)
     model.mesh(encoded, 32)
     assert batches == [4096]  # on the CPU, chunks that stay in cache
     batches.clear()
-    monkeypatch.setattr(inference, "default_batch", lambda device: 65536)  # a GPU's chunks
+    monkeypatch.setattr(implicit, "default_batch", lambda device: 65536)  # a GPU's chunks
     caplog.clear()
     with caplog.at_level(logging.WARNING, logger="recon3d"):
         mesh, _ = model.mesh(encoded, 32)

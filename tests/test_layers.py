@@ -50,3 +50,28 @@ def test_the_layer_check_sees_a_forbidden_import(tmp_path):
     module = tmp_path / "bad.py"
     module.write_text("def f():\n    from training.evaluate import main\n    import bpy\n")
     assert {"training.evaluate", "bpy"} <= _imports(module)
+
+
+def _method_name_branches(path: Path) -> list[str]:
+    """Comparisons with a method's name (``x == "implicit"``, ``"pointcloud" != y``...)."""
+    names = {"implicit", "pointcloud"}
+    found = []
+    for node in ast.walk(ast.parse(path.read_text("utf-8"))):
+        if isinstance(node, ast.Compare):
+            parts = [node.left, *node.comparators]
+            if any(isinstance(p, ast.Constant) and p.value in names for p in parts):
+                found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
+def test_the_request_path_leaves_each_method_to_its_generator():
+    # Reconstructor, the CLI and the worker ask the method's generator
+    # (recon_core.methods.base.Generator) instead of testing the method's name.
+    paths = [REPO / "recon_core" / name for name in ("inference.py", "cli.py", "worker.py")]
+    assert [hit for path in paths for hit in _method_name_branches(path)] == []
+
+
+def test_the_branch_check_sees_a_method_name_test(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text("def f(c):\n    return c.method == 'pointcloud'\n")
+    assert _method_name_branches(module) == ["m.py:2"]

@@ -21,7 +21,7 @@ import torch
 from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadata, save_checkpoint
 from recon_core.data import DatasetError, read_index
 from recon_core.files import atomic_write_bytes
-from recon_core.inference import LOWERED_ISO_SHARE
+from recon_core.methods.implicit import LOWERED_ISO_SHARE
 from training.evaluate import cell, evaluate
 
 __all__ = ["bundle", "write_models_readme", "main"]

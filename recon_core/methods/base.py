@@ -1,17 +1,107 @@
-"""The interface between the training engine and a method."""
+"""The interface of a method: its training side (network, losses, previews, for the
+training engine) and its inference side (`Generator`: a picture's encoding, the mesh and
+the points, for `recon_core.inference.Reconstructor`)."""
 
 from __future__ import annotations
 
+import logging
 from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn as nn
 
+from recon_core.colour import ViewEstimate, ViewHint
 from recon_core.config import TrainConfig
 from recon_core.data import SampleSettings
+from recon_core.extraction import Mesh
 
-__all__ = ["Method"]
+__all__ = ["Method", "Generator", "Encoded", "Options"]
+
+log = logging.getLogger("recon3d")
+
+
+@dataclass
+class Encoded:
+    """What the network computed from one image: the latent code (implicit) or the fused
+    cloud with its mask logits (point cloud), and the framed picture for colours."""
+
+    method: str
+    latent: torch.Tensor | None = None
+    points: torch.Tensor | None = None
+    mask_logit: torch.Tensor | None = None
+    framed: np.ndarray | None = None
+    """(S, S, 4) uint8 framed picture the colours and the silhouette fit read (S =
+    COLOUR_SIZE when encoded from a Picture)."""
+    views: dict[ViewHint | None, ViewEstimate] = field(default_factory=dict, repr=False)
+    """The picture's estimated viewpoint per view hint, once a coloured result asked for it."""
+    fitted: bool = False
+    """Whether the latent code was fitted to the picture's silhouette."""
+    kept: dict[int | None, torch.Tensor] = field(default_factory=dict, repr=False)
+    """Point-cloud models: the points kept (P,) bool, per ``consistency`` asked for."""
+    features: torch.Tensor | None = None
+    """Pixel-aligned implicit models: the picture's feature map (1, C, h, w)."""
+    elevation: float | None = None
+    """Pixel-aligned implicit models: the camera's estimated elevation, radians."""
+
+
+@dataclass(frozen=True)
+class Options:
+    """How results are made from an encoding, per call (see `Reconstructor`)."""
+
+    consistency: int | None = None
+    symmetric: bool = False
+    view: ViewHint | None = None
+
+
+class Generator(ABC):
+    """A method's inference side, as Occupancy Networks gives each method a generator: a
+    trained network on its device, from a framed image to an encoding, and from an encoding
+    to a closed mesh and, where the method makes its own, to points. Falls back to the CPU
+    when the GPU runs out of memory (`to_cpu`)."""
+
+    makes_points: bool = False
+    """Whether the method's points are its own (a point cloud), rather than sampled from
+    its mesh."""
+    fits_silhouette: bool = False
+    """Whether its encoding can be fitted to the picture's silhouette
+    (`recon_core.fitting`)."""
+
+    def __init__(
+        self, method: Method, model: nn.Module, device: torch.device, path: Path, info: dict
+    ):
+        self.method = method
+        self.info = info
+        self.config = method.config
+        self.model = model
+        self.device = device
+        self.path = Path(path)
+
+    def to_cpu(self, reason: str) -> None:
+        """Go on on the CPU, saying why in one log line."""
+        log.warning("%s; falling back to the CPU", reason)
+        self.device = torch.device("cpu")
+        self.model = self.model.cpu()
+
+    @abstractmethod
+    def encode(self, image: torch.Tensor) -> Encoded:
+        """The encoding of a network input (1, 4, S, S) on the generator's device."""
+
+    @abstractmethod
+    def mesh(
+        self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool, options: Options
+    ) -> tuple[Mesh, object]:
+        """A closed mesh and its extraction statistics (None where the method has none)."""
+
+    def points(self, encoded: Encoded, count: int | None, options: Options) -> np.ndarray:
+        """The method's own points (P, 3)."""
+        raise ValueError("point clouds come from the pointcloud method")
+
+    def field(self, encoded: Encoded):
+        """A function from points (N, 3) to occupancy logits (N,)."""
+        raise ValueError("an occupancy field needs the implicit method")
 
 
 class Method(ABC):
@@ -64,3 +154,10 @@ class Method(ABC):
     def info(self) -> dict:
         """Method facts saved into checkpoints (e.g. the fixed views)."""
         return {}
+
+    @abstractmethod
+    def generator(
+        self, model: nn.Module, device: torch.device, path: Path, info: dict
+    ) -> Generator:
+        """The inference side for a trained ``model`` (in eval mode, on ``device``) loaded
+        from the checkpoint at ``path`` (named in errors) whose metadata holds ``info``."""

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import logging
+import math
+
 import numpy as np
 import torch
 import torch.nn as nn
@@ -9,8 +12,16 @@ import torch.nn.functional as F
 
 from recon_core.config import ImplicitModelConfig
 from recon_core.data import SampleSettings
+from recon_core.extraction import (
+    CPU_BATCH,
+    EmptyFieldError,
+    ExtractionError,
+    default_batch,
+    extract_mesh,
+    latent_field,
+)
 from recon_core.geometry import FIXED_VIEW_DISTANCE, ORTHO_HALF_EXTENT
-from recon_core.methods.base import Method
+from recon_core.methods.base import Encoded, Generator, Method
 from recon_core.models.implicit import (
     IMNetDecoder,
     ImplicitNetwork,
@@ -19,10 +30,27 @@ from recon_core.models.implicit import (
     ResidualDecoder,
     ResNetEncoder,
     VoxelEncoder,
+    sample_features,
 )
 from recon_core.visualize import depth_image, hstack, rgba_image
 
-__all__ = ["ImplicitMethod", "build_implicit_network", "occupancy_depth", "TWO_STAGE_TERMS"]
+__all__ = [
+    "ImplicitMethod",
+    "ImplicitGenerator",
+    "build_implicit_network",
+    "occupancy_depth",
+    "TWO_STAGE_TERMS",
+    "LOWERED_ISO_SHARE",
+    "LOWERED_ISO_FLOOR",
+]
+
+log = logging.getLogger("recon3d")
+
+LOWERED_ISO_SHARE = 0.5
+"""When nothing of an implicit field reaches the iso level asked for, the mesh is extracted
+at this share of the field's highest occupancy instead (a thin or uncertain shape: chair
+legs, plants), unless that is below `LOWERED_ISO_FLOOR` (no shape to speak of)."""
+LOWERED_ISO_FLOOR = 0.05
 
 TWO_STAGE_TERMS = ("autoencoder", "latent")
 """Loss terms of IM-NET's two-stage route: a shape autoencoder on the voxel grid, then the
@@ -141,6 +169,9 @@ class ImplicitMethod(Method):
     def build_model(self, pretrained: bool = False) -> nn.Module:
         return build_implicit_network(self.config.model, self.two_stage, pretrained)
 
+    def generator(self, model, device, path, info) -> ImplicitGenerator:
+        return ImplicitGenerator(self, model, device, path, info)
+
     def losses(self, model, batch, weights):
         terms = {}
         if weights.get("elevation", 0.0) and not self.viewer_frame:
@@ -176,3 +207,71 @@ class ImplicitMethod(Method):
                 tiles.append(depth_image(batch["fixed_depth"][b, view].cpu().numpy()))
             rows.append(hstack(tiles))
         return np.concatenate(rows, axis=0)
+
+
+class ImplicitGenerator(Generator):
+    """Picture -> latent code (pixel-aligned models: and the feature map and the camera's
+    elevation) -> occupancy field -> coarse-to-fine marching cubes at any resolution."""
+
+    fits_silhouette = True
+
+    def encode(self, image: torch.Tensor) -> Encoded:
+        code = self.model.encode(image)
+        if isinstance(code, PixelCode):
+            elevation = float(code.elevation[0])
+            return Encoded("implicit", code.latent, features=code.features, elevation=elevation)
+        return Encoded("implicit", latent=code)
+
+    def field(self, encoded: Encoded):
+        """Occupancy logits of points (N, 3) (viewer-centred points for a pixel-aligned
+        model)."""
+        field = latent_field(self.model.decoder, encoded.latent.to(self.device))
+        if encoded.features is None:
+            return field
+        features = encoded.features.to(self.device)
+        return lambda points: field(points, sample_features(features, points[None])[0])
+
+    def mesh(self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool, options):
+        """The iso level's mesh; with ``lower_iso``, when nothing reaches ``iso``, the mesh
+        at `LOWERED_ISO_SHARE` of the field's highest occupancy, said in one log line."""
+        if not torch.isfinite(encoded.latent).all():
+            raise ExtractionError("the latent code is not finite")
+        try:
+            return self._extract(encoded, resolution, iso, options.symmetric)
+        except EmptyFieldError as exc:
+            level = math.floor(100.0 * LOWERED_ISO_SHARE * exc.highest) / 100.0
+            if not lower_iso or level < LOWERED_ISO_FLOOR or level >= iso:
+                raise
+            log.warning(
+                "nothing reaches the iso level %g (highest occupancy %.2f); "
+                "extracting at %g instead",
+                iso,
+                exc.highest,
+                level,
+            )
+            return self._extract(encoded, resolution, level, options.symmetric)
+
+    def _extract(self, encoded: Encoded, resolution: int, iso: float, symmetric: bool):
+        if symmetric and encoded.features is not None:
+            raise ValueError(
+                f"{self.path}: mirror-symmetric results need a model that reconstructs in "
+                "the object's own frame; this one reconstructs as the picture shows the object"
+            )
+        batch = default_batch(self.device)
+        while True:
+            try:
+                return extract_mesh(
+                    self.field(encoded),
+                    resolution,
+                    iso,
+                    batch=batch,
+                    device=self.device,
+                    symmetric=symmetric,
+                )
+            except torch.cuda.OutOfMemoryError:
+                torch.cuda.empty_cache()
+                if batch > CPU_BATCH:
+                    batch //= 8
+                    log.warning("GPU out of memory; evaluating in chunks of %d points", batch)
+                else:
+                    self.to_cpu("GPU out of memory even in small chunks")

@@ -7,14 +7,16 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from recon_core.checkpoint import CheckpointError
+from recon_core.cloudmesh import mesh_from_points
 from recon_core.data import SampleSettings
-from recon_core.fusion import fuse, pixel_grid, pseudo_render
+from recon_core.fusion import consistent_points, fuse, pixel_grid, pseudo_render
 from recon_core.geometry import FIXED_VIEW_DISTANCE, fixed_views
-from recon_core.methods.base import Method
+from recon_core.methods.base import Encoded, Generator, Method, Options
 from recon_core.models.pointcloud import StructureGenerator
 from recon_core.visualize import depth_image, hstack, rgba_image
 
-__all__ = ["PointCloudMethod"]
+__all__ = ["PointCloudMethod", "PointCloudGenerator"]
 
 
 class PointCloudMethod(Method):
@@ -61,6 +63,9 @@ class PointCloudMethod(Method):
             m.decoder_fc,
             m.decoder_channels,
         )
+
+    def generator(self, model, device, path, info) -> PointCloudGenerator:
+        return PointCloudGenerator(self, model, device, path, info)
 
     def losses(self, model, batch, weights):
         xyz, mask_logit = model(batch["image"])
@@ -128,3 +133,55 @@ class PointCloudMethod(Method):
                 tiles.append(depth_image(batch["novel_depth"][b, 0].cpu().numpy()))
             rows.append(hstack(tiles))
         return np.concatenate(rows, axis=0)
+
+
+class PointCloudGenerator(Generator):
+    """Picture -> the fixed views' depth and mask -> fusion into one cloud; a mesh is
+    wrapped around the cloud (`recon_core.cloudmesh`)."""
+
+    makes_points = True
+
+    def __init__(self, method: PointCloudMethod, model, device, path, info):
+        super().__init__(method, model, device, path, info)
+        stored = info.get("fixed_views", {}).get("extrinsics")
+        if stored is not None:
+            stored = torch.tensor(stored, dtype=method.fixed_extrinsics.dtype)
+            if stored.shape != method.fixed_extrinsics.shape or not torch.allclose(
+                stored, method.fixed_extrinsics, atol=1e-5
+            ):
+                raise CheckpointError(
+                    f"{self.path}: its fixed views differ from the ones its config describes"
+                )
+
+    def encode(self, image: torch.Tensor) -> Encoded:
+        xyz, mask_logit = self.model(image)
+        points = fuse(xyz, self.method.fixed_extrinsics.to(self.device))
+        return Encoded("pointcloud", points=points[0], mask_logit=mask_logit.flatten(1)[0])
+
+    def mesh(self, encoded: Encoded, resolution: int, iso: float, lower_iso: bool, options):
+        cloud = self.points(encoded, None, options)
+        return mesh_from_points(cloud, min(resolution, 256)), None
+
+    def points(self, encoded: Encoded, count: int | None, options: Options) -> np.ndarray:
+        """Fused points whose mask logit is positive (and that the fixed views agree on,
+        see ``consistency``), with ``symmetric`` their mirror images after them; ``count``
+        picks an evenly spread subset (or all when there are fewer)."""
+        keep = encoded.kept.get(options.consistency)
+        if keep is None:  # once per encoding: a mesh and a cloud of one job share it
+            keep = encoded.mask_logit > 0
+            if options.consistency is not None:
+                size = self.config.model.view_size
+                keep = consistent_points(
+                    encoded.points,
+                    encoded.mask_logit.view(-1, size, size),
+                    self.method.fixed_extrinsics.to(encoded.points.device),
+                    self.method.intrinsic,
+                    options.consistency,
+                )
+            encoded.kept[options.consistency] = keep
+        points = encoded.points[keep].cpu().numpy()
+        if options.symmetric:
+            points = np.concatenate([points, points * np.array([-1, 1, 1], points.dtype)])
+        if count is not None and 0 < count < len(points):
+            points = points[np.linspace(0, len(points) - 1, count).round().astype(np.int64)]
+        return points
