@@ -20,6 +20,8 @@ import threading
 import time
 from pathlib import Path
 
+from .models_index import BUNDLED
+
 ADDON_DIR = Path(__file__).resolve().parent
 _MODEL_CACHE: dict = {}
 
@@ -112,6 +114,7 @@ def worker_python() -> str:
 def run_inprocess(job: dict, report=None) -> dict:
     """Run a job in Blender's Python; raises ValueError with a one-line message."""
     add_site_packages()
+    os.environ["RECON3D_BUNDLED_MODELS"] = str(BUNDLED)
     try:
         from recon_core.worker import run_job
     except ImportError as exc:
@@ -129,6 +132,7 @@ class _Process:
         env = dict(os.environ)
         paths = [str(library_dir()), str(site_packages())]
         env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")]).rstrip(os.pathsep)
+        env["RECON3D_BUNDLED_MODELS"] = str(BUNDLED)  # the library finds the add-on's models
         python = worker_python()
         if not os.path.isfile(python):
             raise ValueError(f"{python}: no such Python interpreter")

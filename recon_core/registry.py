@@ -19,13 +19,12 @@ DEFAULT_MODEL = "implicit"
 
 
 def bundled_dir() -> Path:
-    """``blender_addon/models`` in a checkout, ``models`` beside the library inside the
-    add-on."""
-    root = Path(__file__).resolve().parent.parent
-    for candidate in (root / "blender_addon" / "models", root / "models"):
-        if candidate.is_dir():
-            return candidate
-    return root / "blender_addon" / "models"
+    """``$RECON3D_BUNDLED_MODELS``, else the ``models`` folder beside the ``recon_core``
+    package: where the add-on ships its models next to the library (in a checkout, the
+    top-level ``models`` link to the add-on's folder)."""
+    if os.environ.get("RECON3D_BUNDLED_MODELS"):
+        return Path(os.environ["RECON3D_BUNDLED_MODELS"]).expanduser()
+    return Path(__file__).resolve().parent.parent / "models"
 
 
 def user_dir() -> Path:

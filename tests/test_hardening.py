@@ -276,6 +276,29 @@ def test_an_unreadable_user_models_folder_is_skipped_with_a_warning(
     assert registry.resolve_model("implicit").name == "implicit.safetensors"
 
 
+def test_bundled_models_come_from_beside_the_library_or_from_the_folder_named(
+    tmp_path, monkeypatch
+):
+    import shutil
+
+    from recon_core import registry
+
+    monkeypatch.delenv("RECON3D_BUNDLED_MODELS", raising=False)
+    beside = Path(registry.__file__).resolve().parent.parent / "models"
+    assert registry.bundled_dir() == beside
+    assert (
+        registry.resolve_model("implicit").resolve() == (beside / "implicit.safetensors").resolve()
+    )
+    elsewhere = tmp_path / "shipped"
+    elsewhere.mkdir()
+    shutil.copy(beside / "pointcloud.safetensors", elsewhere / "pointcloud.safetensors")
+    monkeypatch.setenv("RECON3D_BUNDLED_MODELS", str(elsewhere))
+    monkeypatch.setenv("RECON3D_MODELS", str(tmp_path / "none"))
+    assert [(e.name, e.origin) for e in registry.list_models()] == [("pointcloud", "bundled")]
+    with pytest.raises(registry.CheckpointError, match="known: pointcloud"):
+        registry.resolve_model("implicit")
+
+
 def test_models_that_fail_their_checksum_are_listed_as_broken(tmp_path, monkeypatch, capsys):
     from safetensors.torch import load_file, save
 
