@@ -226,10 +226,9 @@ FRAMING_SHIFTS = tuple(float(s) for s in np.arange(-12.0, 12.1, 4.0))
 FRAMING_STAY = 0.3
 """What leaving the bounding-box framing costs, in overlap, per unit of ``|log scale| +
 (|du| + |dv|) / 64``. A prediction's outline never matches the picture's, and the bare
-overlap's best often fits a wrong outline by a wrong framing: with the renders' own angles
-on the val split, the colours' sampling error (`training.camera_report`) fell by 0.0085 +-
-0.0028 of the picture's side at 0.3 against the bounding box, and rose by 0.0014 +- 0.005
-at 0; 0.2 and 0.5 did less."""
+overlap's best often fits a wrong outline by a wrong framing; the value was chosen by the
+colours' sampling error on the val split (docs/experiments.md, "Defaults chosen by
+measurement")."""
 
 
 def fit_framing(

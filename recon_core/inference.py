@@ -122,9 +122,8 @@ class ColouredPoints:
 
 DEFAULT_CONSISTENCY: int | None = None
 """Point-cloud models keep every fused point with a positive mask logit unless asked for the
-silhouette test: it helps models that fit their shapes well (an 8-shape overfit: pred->GT
-1.12 -> 0.98 x100, F@2% 0.930 -> 0.941) and costs the under-trained bundled model a little
-(Sweet Home 3D val split: F@2% 0.281 -> 0.274), see docs/experiments.md."""
+silhouette test, which helps models that fit their shapes well and costs an under-trained
+one a little (docs/experiments.md, "Defaults chosen by measurement")."""
 
 
 class Reconstructor:

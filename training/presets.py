@@ -22,15 +22,14 @@ __all__ = ["PRESETS", "preset", "JOINT_LOSSES", "IMNET_STAGES", "EARLY_BACKBONE"
 JOINT_LOSSES = {"fixed_xyz": 1.0, "fixed_mask": 1.0, "novel_depth": 1.0, "novel_mask": 1.0}
 """The point-cloud method's second stage: the pseudo-rendered novel views together with the
 fixed views. Without the fixed-view terms, the masks of points that land inside a novel
-silhouette drift on, wherever they are: 8 shapes overfit to 2.93 / 2.95 (pred->GT /
-GT->pred, x100) with novel views alone and to 1.97 / 1.28 jointly, in the same 3000 steps."""
+silhouette drift on, wherever they are (docs/experiments.md, "Defaults chosen by
+measurement")."""
 
 
 def _frozen_batchnorm_stage(steps: int, lr_scale: float) -> StageConfig:
     """The joint losses once more, with BatchNorm in inference mode (see
-    `StageConfig.frozen_batchnorm`). 8 shapes: 1000 such steps at half the learning rate,
-    after the joint stage, took pred->GT / GT->pred (x100, one picture at a time) from
-    1.118 / 0.826 to 0.903 / 0.694."""
+    `StageConfig.frozen_batchnorm`): the statistics of single pictures at inference stop
+    differing from the batches' (docs/experiments.md, "Defaults chosen by measurement")."""
     return StageConfig("joint, frozen BatchNorm", steps, dict(JOINT_LOSSES), lr_scale, True)
 
 
