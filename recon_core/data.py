@@ -54,6 +54,7 @@ __all__ = [
     "SPLITS",
     "RecordArrays",
     "split_of",
+    "VARIANT_MARK",
     "write_record",
     "read_record",
     "write_index",
@@ -72,6 +73,8 @@ __all__ = [
 FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 _SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
+VARIANT_MARK = "~v"
+"""Separates a base shape's id from its variant's number (see `training.augment`)."""
 
 _REQUIRED = {
     "renders": np.uint8,
@@ -100,8 +103,10 @@ RecordArrays = dict[str, np.ndarray]
 
 def split_of(shape_id: str) -> str:
     """Deterministic split of a shape from a hash of its id alone, so adding shapes never
-    moves existing ones: 80% train, 10% val, 10% test."""
-    digest = hashlib.sha256(shape_id.encode("utf-8")).digest()
+    moves existing ones: 80% train, 10% val, 10% test. A variant (``base~vK``) goes with its
+    base shape, so no variant of a held-out shape ever trains."""
+    base = shape_id.split(VARIANT_MARK, 1)[0]
+    digest = hashlib.sha256(base.encode("utf-8")).digest()
     unit = int.from_bytes(digest[:8], "big") / 2.0**64
     cumulative = 0.0
     for name, fraction in zip(SPLITS, _SPLIT_FRACTIONS, strict=False):

@@ -129,3 +129,32 @@ def test_the_nearest_figure_shows_network_nearest_shape_and_truth(tiny_dataset, 
         assert (tile.min(axis=2) < 200).mean() > 0.02  # something drawn on the white
     with pytest.raises(ValueError, match="no shape 'nope'"):
         figures.nearest(str(model), data, tmp_path / "report", ["nope"])
+
+
+def test_with_variants_a_mirrored_copy_finds_the_training_shape_mirrored(
+    tiny_dataset, tmp_path, monkeypatch
+):
+    """The variants are scored from the base record's samples, mapped: a test shape that is
+    a training shape's mirror image finds that shape's mirror variant, scoring perfectly."""
+    from recon_core.data import write_record
+    from training.augment import transform_samples
+
+    first = read_index(tiny_dataset)["records"][0]
+    arrays, meta = read_record(tiny_dataset / first["file"])
+    mirror = np.diag([-1.0, 1.0, 1.0])
+    mirrored = dict(arrays, **transform_samples(arrays, mirror))
+    path = write_record(tmp_path / "own", mirrored, dict(meta, id="mirrored"))
+    data = _dataset(tiny_dataset, tmp_path / "data", test_ids=())
+    index = json.loads((data / "index.json").read_text())
+    index["records"].append(dict(first, id="mirrored", file=str(path), split="test"))
+    (data / "index.json").write_text(json.dumps(index))
+    monkeypatch.setattr(oracle, "variant_matrices", lambda *args, **kwargs: [mirror])
+    metrics = oracle.nearest_training_shapes(
+        data, data, "test", tmp_path / "report", candidates=3, progress=False, variants=1
+    )
+    for choice in ("by_iou", "by_fscore"):
+        (result,) = metrics[choice]["per_shape"]
+        assert result["retrieved"] == f"{first['id']}~v1"
+        assert result["iou"] == pytest.approx(1.0)
+        assert result["f_score@0.02"] == pytest.approx(1.0)
+    assert metrics["variants"] == 1

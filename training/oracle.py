@@ -28,6 +28,14 @@ from tqdm import tqdm
 from recon_core.data import SPLITS, DatasetError, read_index, read_record
 from recon_core.files import atomic_write_bytes
 from recon_core.metrics import fscore
+from training.augment import (
+    category_ranges,
+    normalised_extent,
+    renormalising,
+    transform_samples,
+    variant_id,
+    variant_matrices,
+)
 from training.evaluate import (
     _defined_iou,
     _summarise,
@@ -47,24 +55,62 @@ class _TrainingShapes(SilhouetteIndex):
     """The training shapes' voxel grids and surface samples, with the parent's way of
     scoring a chosen shape (its renders are never read)."""
 
-    def __init__(self, root: Path, points: int, progress: bool = True, seed: int = 0):
+    def __init__(
+        self, root: Path, points: int, progress: bool = True, seed: int = 0, variants: int = 0
+    ):
         self.root = root
         index = read_index(root)
-        self.records = [r for r in index["records"] if r["split"] == "train"]
-        if not self.records:
+        bases = [r for r in index["records"] if r["split"] == "train"]
+        if not bases:
             raise DatasetError(f"{root}: no records in the train split to choose from")
         rng = np.random.default_rng(seed)
-        grids, self.surfaces, self.trees = [], [], []
-        for entry in tqdm(self.records, desc="reading", unit="shape", disable=not progress):
+        read = []
+        for entry in tqdm(bases, desc="reading", unit="shape", disable=not progress):
             arrays, _ = read_record(root / entry["file"], ("voxels", "surface_points"))
-            grids.append(np.unpackbits(arrays["voxels"]).astype(bool))
-            surface = _subsample(arrays["surface_points"], points, rng)
-            self.surfaces.append(surface)
-            self.trees.append(cKDTree(surface))
-        if len({len(g) for g in grids}) > 1:
+            read.append((entry, arrays, normalised_extent(arrays["surface_points"])))
+        if len({arrays["voxels"].size for _, arrays, _ in read}) > 1:
             raise DatasetError(f"{root}: its records' voxel grids differ in size")
+        ranges = category_ranges([(e, x) for e, _, x in read]) if variants else {}
+        self.records, grids, self.surfaces, self.trees = [], [], [], []
+        for entry, arrays, extent in read:
+            shapes = [(entry, arrays)]
+            for k, matrix in enumerate(
+                variant_matrices(extent, ranges.get(entry["category"]), variants, rng)
+                if variants
+                else [],
+                start=1,
+            ):
+                matrix = renormalising(matrix, extent)
+                variant = dict(entry, id=variant_id(entry["id"], k), matrix=matrix.tolist())
+                shapes.append((variant, transform_samples(arrays, matrix)))
+            for record, geometry in shapes:
+                self.records.append(record)
+                grids.append(np.unpackbits(geometry["voxels"]).astype(bool))
+                surface = _subsample(geometry["surface_points"], points, rng)
+                self.surfaces.append(surface)
+                self.trees.append(cKDTree(surface))
         self.grids = np.stack(grids)
         self.volumes = self.grids.sum(axis=1)
+
+    def shape(self, entry: dict) -> dict[str, np.ndarray]:
+        """A training shape's samples; a variant's are its base's, mapped."""
+        shape = super().shape(entry)
+        if "matrix" not in entry:
+            return shape
+        mapped = transform_samples(
+            {
+                "occupancy_points": shape["points"],
+                "surface_points": shape["surface_points"],
+                "surface_normals": shape["surface_normals"],
+            },
+            np.asarray(entry["matrix"]),
+        )
+        return {
+            "points": mapped["occupancy_points"],
+            "labels": shape["labels"],
+            "surface_points": mapped["surface_points"],
+            "surface_normals": mapped["surface_normals"],
+        }
 
     def by_voxels(self, packed: np.ndarray, count: int) -> np.ndarray:
         """Indices of the ``count`` training shapes of the highest voxel IoU with ``packed``."""
@@ -108,17 +154,21 @@ def nearest_training_shapes(
     points: int = 4000,
     limit: int | None = None,
     progress: bool = True,
+    variants: int = 0,
 ) -> dict:
     """Score, for each shape of ``split`` of ``data``, the best training shape of
-    ``train_data`` by IoU and by F@2%; write ``report``/metrics.json and report.md."""
+    ``train_data`` (with ``variants`` scaled and mirrored variants of each, see
+    `training.augment`) by IoU and by F@2%; write ``report``/metrics.json and report.md."""
     if candidates < 1 or points < 1:
         raise ValueError("--candidates and --points must be positive")
+    if variants < 0:
+        raise ValueError("--variants must not be negative")
     records = [r for r in read_index(data)["records"] if split == "all" or r["split"] == split]
     if limit:
         records = records[:limit]
     if not records:
         raise DatasetError(f"{data}: no records in the {split} split")
-    shapes = _TrainingShapes(train_data, points, progress)
+    shapes = _TrainingShapes(train_data, points, progress, variants=variants)
     rng = np.random.default_rng(1)
     by_iou, by_fscore = [], []
     for entry in tqdm(records, desc="choosing", unit="shape", disable=not progress):
@@ -142,6 +192,7 @@ def nearest_training_shapes(
         "split": split,
         "candidates": candidates,
         "points": points,
+        "variants": variants,
     }
     report.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=1).encode("utf-8")
@@ -198,6 +249,12 @@ def main(argv: Iterable[str] | None = None) -> int:
         "--points", type=int, default=4000, help="surface samples a shape for the F@2%% choice"
     )
     parser.add_argument("--limit", type=int, help="score at most this many shapes")
+    parser.add_argument(
+        "--variants",
+        type=int,
+        default=0,
+        help="also search this many scaled and mirrored variants of each training shape",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(None if argv is None else list(argv))
     try:
@@ -210,6 +267,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             args.points,
             args.limit,
             progress=not args.no_progress,
+            variants=args.variants,
         )
     except (DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)

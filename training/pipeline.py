@@ -62,13 +62,21 @@ class ShapeSpec:
     category: str
     kind: str
     """``procedural`` (params: seed) or ``file`` (params: path, up, front, and optionally
-    rotation and stretch_to, see `training.meshes.source_transform`)."""
+    rotation and stretch_to, see `training.meshes.source_transform`). Either may carry
+    ``variant``: the diagonal (3,) of a per-axis scale or mirror applied after loading
+    (`training.augment`)."""
     params: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
 
 
 def load_shape(spec: ShapeSpec, max_faces: int = MAX_FACES) -> Shape:
     """Build or load the shape a spec describes. Raises MeshError for unusable meshes."""
+    if "variant" in spec.params:
+        from training.augment import vary_shape
+
+        params = {k: v for k, v in spec.params.items() if k != "variant"}
+        base = load_shape(dataclasses.replace(spec, params=params), max_faces)
+        return vary_shape(base, np.diag(spec.params["variant"]), spec.id)
     if spec.kind == "procedural":
         from training.procedural import make_shape
 

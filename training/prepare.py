@@ -3,13 +3,15 @@
     python -m training.prepare --source procedural --count 20 --out data/procedural
     python -m training.prepare --source sweethome3d --categories chair table --out data/sh3d
     python -m training.prepare --source folder --path ~/meshes --up +y --front +z --out data/mine
+    python -m training.prepare --source sweethome3d --out data/sh3d --variants 2
 
 The build is parallel (``--workers``, default: all cores), shows a progress bar with an ETA,
 skips broken meshes with a one-line reason in ``build_log.jsonl``, and resumes where it
 stopped when run again with the same ``--out``: finished records are kept, the index is
 rewritten from what is on disk. Run again with a larger ``--views``, it renders the input
 views each finished record lacks and appends them (its other arrays and first renders stay
-as they were).
+as they were). ``--variants N`` then adds N per-axis scaled and mirrored variants of each
+train-split shape (`training.augment`), which go with their base shape's split.
 """
 
 from __future__ import annotations
@@ -365,6 +367,13 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--retry-skipped", action="store_true", help="try again the shapes an earlier run skipped"
     )
+    parser.add_argument(
+        "--variants",
+        type=int,
+        default=0,
+        help="then this many scaled and mirrored variants of each train-split shape "
+        "(training.augment)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
@@ -405,6 +414,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     index = build_dataset(
         specs, out, settings, args.workers, args.retry_skipped, progress=not args.no_progress
     )
+    if args.variants:
+        from training.augment import variant_specs
+
+        variants = variant_specs(specs, out, args.variants, args.seed)
+        index = build_dataset(
+            variants, out, settings, args.workers, args.retry_skipped, not args.no_progress
+        )
     summary = index["summary"]
     minutes = (time.perf_counter() - start) / 60.0
     print(
