@@ -31,9 +31,9 @@ demo: $(STAMP)
 DATA := data
 RUNS := runs
 bundled-models: $(STAMP)
-	$(BIN)/python -m training.prepare --source sweethome3d --out $(DATA)/sweethome3d
-	$(BIN)/python -m training.prepare --source procedural --count 20 --out $(DATA)/procedural
-	$(BIN)/python -m training.combine $(DATA)/sweethome3d $(DATA)/procedural --out $(DATA)/bundled
+	$(BIN)/python -m training.data.prepare --source sweethome3d --out $(DATA)/sweethome3d
+	$(BIN)/python -m training.data.prepare --source procedural --count 20 --out $(DATA)/procedural
+	$(BIN)/python -m training.data.combine $(DATA)/sweethome3d $(DATA)/procedural --out $(DATA)/bundled
 	OMP_NUM_THREADS=1 $(BIN)/python -m training.train --method implicit --preset implicit-bundled \
 		--data $(DATA)/bundled --out $(RUNS)/implicit-bundled --no-progress & \
 	OMP_NUM_THREADS=1 $(BIN)/python -m training.train --method pointcloud \
@@ -50,12 +50,12 @@ bundled-models: $(STAMP)
 
 # The example pictures (renders of test-split shapes; needs the prepared Sweet Home 3D data).
 examples: $(STAMP)
-	$(BIN)/python -m training.examples --data $(DATA)/sweethome3d --out examples
+	$(BIN)/python -m training.tools.examples --data $(DATA)/sweethome3d --out examples
 
 # A few hundred CPU steps of each method on a tiny procedural dataset (a few minutes).
 SMOKE := out/smoke
 train-smoke: $(STAMP)
-	$(BIN)/python -m training.prepare --source procedural --categories chair table --count 4 \
+	$(BIN)/python -m training.data.prepare --source procedural --categories chair table --count 4 \
 		--views 4 --novel-views 8 --occupancy-resolution 128 --occupancy-points 40000 \
 		--surface-points 20000 --out $(SMOKE)/data
 	rm -rf $(SMOKE)/implicit $(SMOKE)/pointcloud
@@ -63,7 +63,7 @@ train-smoke: $(STAMP)
 		--data $(SMOKE)/data --out $(SMOKE)/implicit
 	$(BIN)/python -m training.train --method pointcloud --preset pointcloud-smoke \
 		--data $(SMOKE)/data --out $(SMOKE)/pointcloud
-	$(BIN)/python -m training.smoke_report $(SMOKE)/implicit $(SMOKE)/pointcloud
+	$(BIN)/python -m training.reports.smoke_report $(SMOKE)/implicit $(SMOKE)/pointcloud
 
 # The oldest supported Blender (4.2 LTS) as a Python module, for the add-on tests; it has no
 # torch, so the add-on runs its worker in .venv's Python there.

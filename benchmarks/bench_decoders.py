@@ -2,7 +2,7 @@
 
 Trains the same image encoder with each decoder on one dataset for the same number of
 steps (through `training.train`), evaluates every trained model on a split (IoU,
-Chamfer-L1, F@2% through `training.evaluate`), and times what a user waits for: extracting
+Chamfer-L1, F@2% through `training.reports.evaluate`), and times what a user waits for: extracting
 a 128^3 mesh from a cached code (median over the split's shapes, after a warm-up). The
 table gives quality, time, and IoU per second of extraction.
 
@@ -76,7 +76,7 @@ def _train(name: str, args) -> Path:
 
 
 def _evaluate(model: Path, args) -> dict:
-    from training import evaluate
+    from training.reports import evaluate
 
     report = model.parent / f"report-{args.split}"
     metrics_file = report / "metrics.json"

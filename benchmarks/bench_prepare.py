@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from training.pipeline import PrepareSettings  # noqa: E402
-from training.prepare import _read_log, build_dataset, source_specs  # noqa: E402
+from training.data.pipeline import PrepareSettings  # noqa: E402
+from training.data.prepare import _read_log, build_dataset, source_specs  # noqa: E402
 
 
 def _specs(source: str, count: int):

@@ -143,7 +143,7 @@ def main(argv=None) -> int:
     if args.data is None:
         args.data = ROOT / "out" / "bench-data"
         if not (args.data / "index.json").exists():
-            from training import prepare
+            from training.data import prepare
 
             prepare.main(
                 ["--source", "procedural", "--count", "2", "--out", str(args.data), "--no-progress"]

@@ -3,7 +3,7 @@
 recon3d reconstruct IMAGE...   meshes, point clouds and previews from pictures
 recon3d models                 bundled and user models with their test metrics
 
-Training has its own entry points: python -m training.prepare, training.train, ...
+Training has its own entry points: python -m training.data.prepare, training.train, ...
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ def _first_line(exc: BaseException) -> str:
 
 
 def add_result_options(parser: argparse.ArgumentParser) -> None:
-    """``--consistency N`` and ``--symmetric``, shared with ``training.evaluate``."""
+    """``--consistency N`` and ``--symmetric``, shared with ``training.reports.evaluate``."""
     parser.add_argument(
         "--consistency",
         type=int,

@@ -74,7 +74,7 @@ FORMAT_VERSION = 1
 SPLITS = ("train", "val", "test")
 _SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 VARIANT_MARK = "~v"
-"""Separates a base shape's id from its variant's number (see `training.augment`)."""
+"""Separates a base shape's id from its variant's number (see `training.data.augment`)."""
 
 _REQUIRED = {
     "renders": np.uint8,

@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="session")
 def tiny_args() -> list[str]:
-    """training.prepare options that make a record in about a second."""
+    """training.data.prepare options that make a record in about a second."""
     return [
         "--views",
         "2",
@@ -41,7 +41,7 @@ def tiny_args() -> list[str]:
 @pytest.fixture(scope="session")
 def tiny_dataset(tmp_path_factory, tiny_args) -> Path:
     """Nine procedural shapes (three categories) with small records: for training tests."""
-    from training import prepare
+    from training.data import prepare
 
     out = tmp_path_factory.mktemp("data") / "tiny"
     code = prepare.main(

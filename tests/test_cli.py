@@ -240,7 +240,7 @@ def test_consistency_drops_points_outside_the_other_views_silhouettes(tmp_path, 
 def test_resolution_figure_shows_one_latent_at_each_resolution(tmp_path):
     from pathlib import Path
 
-    from training import figures
+    from training.reports import figures
 
     sofa = Path(__file__).resolve().parents[1] / "examples" / "sofa.png"
     out = tmp_path / "figure.png"

@@ -1,4 +1,4 @@
-"""training.compare: paired comparisons of two evaluations, shape by shape."""
+"""training.reports.compare: paired comparisons of two evaluations, shape by shape."""
 
 import json
 import math
@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from training import compare
+from training.reports import compare
 
 
 def _report(folder, per_shape, retrieval=None):
@@ -69,7 +69,7 @@ def test_a_model_against_its_retrieval_baseline_and_itself(tiny_dataset, tmp_pat
     """Through real evaluations of a known shape (an octahedron whatever the picture)."""
     from helpers import octahedron_model
 
-    from training.evaluate import evaluate
+    from training.reports.evaluate import evaluate
 
     model = octahedron_model(tmp_path / "octahedron.safetensors")
     options = dict(device="cpu", progress=False, retrieval=tiny_dataset)

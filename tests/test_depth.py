@@ -7,7 +7,7 @@ import pytest
 import trimesh
 
 from recon_core import geometry as g
-from training.raycast import RayCaster
+from training.data.raycast import RayCaster
 
 RADIUS = 0.4
 

@@ -494,7 +494,7 @@ def test_imnet_two_stage_route_trains_the_autoencoder_then_the_image_encoder(
     # the route's bound: the evaluation decodes the shape autoencoder's code of each voxel
     # grid instead of the picture's. A short run's field is nearly flat, so the level is the
     # first shape's median occupancy under its code: that shape then has a surface.
-    from training import evaluate as ev
+    from training.reports import evaluate as ev
 
     record = read_record(tiny_dataset / dataset.records[0]["file"])
     points, labels = ev._uniform_samples(*record)

@@ -48,8 +48,8 @@ def test_inference_does_not_load_the_training_engine():
 
 def test_the_layer_check_sees_a_forbidden_import(tmp_path):
     module = tmp_path / "bad.py"
-    module.write_text("def f():\n    from training.evaluate import main\n    import bpy\n")
-    assert {"training.evaluate", "bpy"} <= _imports(module)
+    module.write_text("def f():\n    from training.reports.evaluate import main\n    import bpy\n")
+    assert {"training.reports.evaluate", "bpy"} <= _imports(module)
 
 
 def _method_name_branches(path: Path) -> list[str]:

@@ -59,7 +59,7 @@ def test_empty_prediction_gets_the_worst_score_not_nan():
 
 
 def test_a_truth_with_no_inside_has_no_iou_and_stays_out_of_the_means():
-    from training.evaluate import _defined_iou, _markdown, _summarise
+    from training.reports.evaluate import _defined_iou, _markdown, _summarise
 
     truth = np.zeros(100, bool)
     assert _defined_iou(np.ones(100, bool), truth) is None  # a sheet: nothing could score
@@ -90,7 +90,7 @@ def test_evaluation_counts_meshes_extracted_below_the_iso_level(tiny_dataset, tm
 
     from recon_core.geometry import PADDED_HALF_EXTENT
     from training.bundle import _lowered_lines
-    from training.evaluate import evaluate
+    from training.reports.evaluate import evaluate
 
     faint = octahedron_model(tmp_path / "faint.safetensors", peak=math.log(0.4 / 0.6))
     lowered = evaluate(

@@ -5,7 +5,7 @@ import pytest
 import trimesh
 from scipy.spatial import cKDTree
 
-from training.sampling import (
+from training.data.sampling import (
     OccupancySettings,
     downsample_voxels,
     label_points,

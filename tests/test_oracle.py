@@ -1,4 +1,5 @@
-"""training.oracle: the nearest training shape to each shape, chosen with the truth in hand."""
+"""training.reports.oracle: the nearest training shape to each shape, chosen with the truth in
+hand."""
 
 import json
 
@@ -8,9 +9,9 @@ from helpers import octahedron_model
 
 from recon_core.data import read_index, read_record
 from recon_core.metrics import surface_metrics
-from training import figures, oracle
-from training.evaluate import _defined_iou, _uniform_samples
-from training.retrieval import SilhouetteIndex
+from training.reports import figures, oracle
+from training.reports.evaluate import _defined_iou, _uniform_samples
+from training.reports.retrieval import SilhouetteIndex
 
 
 def _dataset(tiny_dataset, folder, test_ids, copy_of=None):
@@ -137,7 +138,7 @@ def test_with_variants_a_mirrored_copy_finds_the_training_shape_mirrored(
     """The variants are scored from the base record's samples, mapped: a test shape that is
     a training shape's mirror image finds that shape's mirror variant, scoring perfectly."""
     from recon_core.data import write_record
-    from training.augment import transform_samples
+    from training.data.augment import transform_samples
 
     first = read_index(tiny_dataset)["records"][0]
     arrays, meta = read_record(tiny_dataset / first["file"])

@@ -5,7 +5,9 @@ import json
 import pytest
 import torch
 
-from training import evaluate, prepare, train
+from training import train
+from training.data import prepare
+from training.reports import evaluate
 
 OVERFIT_IMPLICIT = [
     "--preset",

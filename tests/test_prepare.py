@@ -1,4 +1,4 @@
-"""training.prepare end to end: sources, bad meshes, workers, resume after a kill."""
+"""training.data.prepare end to end: sources, bad meshes, workers, resume after a kill."""
 
 import json
 import os
@@ -13,8 +13,8 @@ import pytest
 import trimesh
 
 from recon_core.data import PreparedDataset, read_index, read_record, record_path
-from training import prepare
-from training.procedural import make_shape
+from training.data import prepare
+from training.data.procedural import make_shape
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -179,7 +179,7 @@ def test_resume_after_a_kill_keeps_finished_records_and_completes(tmp_path, tiny
     args = [
         sys.executable,
         "-m",
-        "training.prepare",
+        "training.data.prepare",
         "--source",
         "procedural",
         "--categories",
@@ -318,7 +318,7 @@ def test_unknown_category_and_missing_folder_are_clear_errors(tmp_path, capsys):
 
 
 def test_shapenet_layout_names_categories_from_synsets_and_turns_y_up(tmp_path):
-    from training.sources.folder import folder_specs
+    from training.data.sources.folder import folder_specs
 
     shape = make_shape("chair", 9)
     # ShapeNetCore v2 is Y-up with the front towards -Z: store our chair that way
@@ -330,7 +330,7 @@ def test_shapenet_layout_names_categories_from_synsets_and_turns_y_up(tmp_path):
     _export(type(shape)(**{**shape.__dict__, "vertices": stored}), path)
     specs = folder_specs(tmp_path, layout="shapenet")
     assert [(s.id, s.category) for s in specs] == [("shapenet/03001627/abc123", "chair")]
-    from training.pipeline import load_shape
+    from training.data.pipeline import load_shape
 
     loaded = load_shape(specs[0])
     np.testing.assert_allclose(loaded.vertices, shape.vertices, atol=1e-6)

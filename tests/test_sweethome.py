@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import trimesh
 
-from training.pipeline import load_shape
-from training.prepare import source_specs
-from training.procedural import make_shape
-from training.sources import sweethome3d as sh3d
+from training.data.pipeline import load_shape
+from training.data.prepare import source_specs
+from training.data.procedural import make_shape
+from training.data.sources import sweethome3d as sh3d
 
 # Sweet Home 3D (Y-up, front +Z) -> ours is (x, y, z) -> (x, -z, y); for row vectors,
 # `points @ FROM_SH3D` applies its inverse, taking our frame to Sweet Home 3D's.

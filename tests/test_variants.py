@@ -1,6 +1,6 @@
-"""Shape-level variants (training.augment): the map of the stored samples against the same
+"""Shape-level variants (training.data.augment): the map of the stored samples against the same
 shape rebuilt from its mesh, splits that follow the base shape, proportions inside the
-category's range, and `training.prepare --variants` end to end."""
+category's range, and `training.data.prepare --variants` end to end."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import pytest
 
 from recon_core.data import read_index, read_record, split_of
 from recon_core.geometry import apply_transform
-from training import prepare
-from training.augment import (
+from training.data import prepare
+from training.data.augment import (
     category_ranges,
     normalised_extent,
     renormalising,
@@ -20,8 +20,8 @@ from training.augment import (
     variant_matrices,
     vary_shape,
 )
-from training.meshes import Shape
-from training.sampling import (
+from training.data.meshes import Shape
+from training.data.sampling import (
     OccupancySettings,
     downsample_voxels,
     label_points,

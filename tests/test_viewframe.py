@@ -152,7 +152,7 @@ def test_the_user_placement_finds_the_true_shape_from_an_upright_result(tiny_dat
     from recon_core.data import read_index, read_record
     from recon_core.extraction import Mesh
     from recon_core.viewframe import camera_elevation
-    from training.evaluate import _turned_by_the_azimuth
+    from training.reports.evaluate import _turned_by_the_azimuth
 
     entry = read_index(tiny_dataset)["records"][0]
     arrays, _ = read_record(tiny_dataset / entry["file"])

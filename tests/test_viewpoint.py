@@ -245,7 +245,7 @@ def test_an_estimator_layout_without_its_weights_is_refused(tmp_path):
 def test_sampling_error_is_zero_for_the_true_camera_and_measures_a_shift():
     from recon_core.colour import ViewEstimate, _framed_camera
     from recon_core.geometry import Camera
-    from training.camera_report import camera_errors, nearest_named_view
+    from training.reports.camera_report import camera_errors, nearest_named_view
 
     rng = np.random.default_rng(0)
     surface = rng.uniform(-0.4, 0.4, (3000, 3))
@@ -274,7 +274,7 @@ def test_sampling_error_is_zero_for_the_true_camera_and_measures_a_shift():
 def test_camera_report_runs_on_a_dataset_and_refuses_a_missing_one(tiny_dataset, tmp_path, capsys):
     import json
 
-    from training import camera_report
+    from training.reports import camera_report
 
     out = tmp_path / "camera.json"
     args = ["--model", "implicit", "--data", str(tiny_dataset), "--split", "train"]

@@ -11,8 +11,10 @@ from PIL import Image
 from recon_core import cli
 from recon_core.data import read_index, read_record
 from recon_core.inference import Reconstructor
-from training import evaluate, prepare, train, viewpoint
-from training.procedural import make_shape
+from training import train, viewpoint
+from training.data import prepare
+from training.data.procedural import make_shape
+from training.reports import evaluate
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -42,15 +44,15 @@ def test_walkthrough_from_a_folder_of_meshes(tmp_path, monkeypatch, tiny_args):
             trimesh.Trimesh(shape.vertices, shape.faces, process=False).export(path)
     commands = _walkthrough_commands()
     assert [c[0] for c in commands] == [
-        "training.prepare",
+        "training.data.prepare",
         "training.train",
-        "training.evaluate",
+        "training.reports.evaluate",
         "training.viewpoint",
         "recon3d",
     ]
     monkeypatch.chdir(tmp_path)
     tiny = {
-        "training.prepare": [*tiny_args, "--workers", "0"],
+        "training.data.prepare": [*tiny_args, "--workers", "0"],
         "training.train": [
             "--preset",
             "implicit-smoke",
@@ -60,14 +62,14 @@ def test_walkthrough_from_a_folder_of_meshes(tmp_path, monkeypatch, tiny_args):
             "data.workers=0",
             "--no-progress",
         ],
-        "training.evaluate": ["--split", "train", "--resolution", "32", "--no-progress"],
+        "training.reports.evaluate": ["--split", "train", "--resolution", "32", "--no-progress"],
         "training.viewpoint": ["--steps", "4", "--batch", "4", "--width", "4"],
         "recon3d": ["--resolution", "32"],
     }
     modules = {
-        "training.prepare": prepare,
+        "training.data.prepare": prepare,
         "training.train": train,
-        "training.evaluate": evaluate,
+        "training.reports.evaluate": evaluate,
         "training.viewpoint": viewpoint,
         "recon3d": cli,
     }

@@ -22,7 +22,7 @@ from recon_core.checkpoint import CheckpointError, load_checkpoint, read_metadat
 from recon_core.data import DatasetError, read_index
 from recon_core.files import atomic_write_bytes
 from recon_core.methods.implicit import LOWERED_ISO_SHARE
-from training.evaluate import cell, evaluate
+from training.reports.evaluate import cell, evaluate
 
 __all__ = ["bundle", "write_models_readme", "main"]
 

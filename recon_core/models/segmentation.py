@@ -4,7 +4,7 @@ segmentation, the object's mask from any background. nn.Modules only.
 The layout is the paper's: nested U-shaped residual blocks (RSU), six encoder and five
 decoder stages, a side output per stage fused by a 1x1 convolution. Each convolution carries
 its batch normalisation folded into its bias, as the released ONNX export has it, which is
-where the shipped weights come from (`training.convert_segmentation`).
+where the shipped weights come from (`training.tools.convert_segmentation`).
 """
 
 from __future__ import annotations

@@ -8,9 +8,9 @@ their base shape's split (`recon_core.data.split_of` reads the base id before
 ``VARIANT_MARK``), so a test shape's variant never trains.
 
 Two users of one definition:
-- `training.prepare --variants N` builds real records of the variants (renders, depth,
+- `training.data.prepare --variants N` builds real records of the variants (renders, depth,
   occupancy) from the transformed source mesh;
-- `training.oracle --variants N` scores the same variants from a record's stored samples,
+- `training.reports.oracle --variants N` scores the same variants from a record's stored samples,
   transformed exactly (inside/outside is invariant under the map), to measure how much
   coverage they add before anything is rendered.
 """
@@ -161,7 +161,7 @@ def resample_voxels(flat: np.ndarray, diagonal: np.ndarray) -> np.ndarray:
 
 
 def vary_shape(shape, matrix: np.ndarray, shape_id: str):
-    """A `training.meshes.Shape` mapped by the 3x3 ``matrix`` and normalised again, under
+    """A `training.data.meshes.Shape` mapped by the 3x3 ``matrix`` and normalised again, under
     ``shape_id``. A mirror turns its triangles round so that they still face outwards; a
     shape Blender renders from its file gets the map in ``file_to_object``."""
     matrix = np.asarray(matrix, np.float64)
@@ -191,7 +191,7 @@ def variant_specs(specs: list, root: Path, count: int, seed: int = 0) -> list:
     """``count`` variants of each train-split spec whose record ``root`` holds, drawn inside
     the proportion ranges of the train records' categories (real sources' models where a
     category has any). Deterministic for a seed and a variant's id."""
-    from training.pipeline import ShapeSpec
+    from training.data.pipeline import ShapeSpec
 
     if count <= 0:
         return []

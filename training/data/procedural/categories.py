@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from training.procedural.parts import (
+from training.data.procedural.parts import (
     Palette,
     Part,
     box,

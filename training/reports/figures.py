@@ -1,18 +1,19 @@
 """Figures for the documentation, made from the bundled models.
 
-    python -m training.figures resolutions --picture examples/sofa.png --out docs/resolutions.png
+    python -m training.reports.figures resolutions --picture examples/sofa.png \\
+        --out docs/resolutions.png
 
-    python -m training.figures consistency --model runs/pc/model.safetensors --data DATA \
+    python -m training.reports.figures consistency --model runs/pc/model.safetensors --data DATA \
         --out docs/consistency.png
 
 ``resolutions``: the picture, then the implicit model's mesh extracted at 32^3, 64^3, 128^3
 and 256^3 from one latent code (the encoder runs once), each rendered from the same
 viewpoint with its face count.
 
-``nearest``: for shapes of an oracle report (`training.oracle`), the input render, the
+``nearest``: for shapes of an oracle report (`training.reports.oracle`), the input render, the
 model's mesh, the nearest training shape by IoU and the truth, each with its IoU.
 
-    python -m training.figures nearest --model implicit --data data/sweethome3d \
+    python -m training.reports.figures nearest --model implicit --data data/sweethome3d \
         --oracle reports/oracle-test --shapes ID ID ... --out docs/nearest.png
 
 ``consistency``: for the first shapes of a prepared dataset, a point-cloud model's input
@@ -110,7 +111,7 @@ def nearest(model: str, data: Path, oracle: Path, shapes: list[str]) -> np.ndarr
     from recon_core.geometry import sample_mesh
     from recon_core.inference import Reconstructor
     from recon_core.preview import preview_camera, render_splats
-    from training.evaluate import _contains, _defined_iou, _uniform_samples
+    from training.reports.evaluate import _contains, _defined_iou, _uniform_samples
 
     report = json.loads((oracle / "metrics.json").read_text("utf-8"))
     chosen = {r["id"]: r for r in report["by_iou"]["per_shape"]}
@@ -151,7 +152,7 @@ def nearest(model: str, data: Path, oracle: Path, shapes: list[str]) -> np.ndarr
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.figures",
+        prog="python -m training.reports.figures",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -159,7 +160,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--picture", type=Path, default=Path("examples/sofa.png"))
     parser.add_argument("--model", help="default: implicit (resolutions), pointcloud")
     parser.add_argument("--data", type=Path, help="consistency, nearest: a prepared dataset")
-    parser.add_argument("--oracle", type=Path, help="nearest: a training.oracle report folder")
+    parser.add_argument(
+        "--oracle", type=Path, help="nearest: a training.reports.oracle report folder"
+    )
     parser.add_argument("--shapes", nargs="+", default=[], help="nearest: shape ids")
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(None if argv is None else list(argv))

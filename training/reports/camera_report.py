@@ -1,7 +1,7 @@
 """How well the colours' camera matches the camera a prepared dataset's renders were taken
 with: the numbers behind the viewpoint tables of docs/experiments.md.
 
-    python -m training.camera_report --model implicit --data data/sweethome3d --split test
+    python -m training.reports.camera_report --model implicit --data data/sweethome3d --split test
 
 For the first ``--renders`` input renders of each shape of a split, the model reconstructs
 the render as `recon3d` would (framed picture, 128^3 mesh or the point cloud), estimates
@@ -101,7 +101,7 @@ def summarise(rows: list[dict]) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.camera_report",
+        prog="python -m training.reports.camera_report",
         description=__doc__.split("\n\n")[0],
     )
     parser.add_argument("--model", default="implicit", help="bundled model name or checkpoint")

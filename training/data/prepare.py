@@ -1,9 +1,10 @@
 """Build a prepared dataset from procedural shapes, Sweet Home 3D, or a folder of meshes.
 
-    python -m training.prepare --source procedural --count 20 --out data/procedural
-    python -m training.prepare --source sweethome3d --categories chair table --out data/sh3d
-    python -m training.prepare --source folder --path ~/meshes --up +y --front +z --out data/mine
-    python -m training.prepare --source sweethome3d --out data/sh3d --variants 2
+    python -m training.data.prepare --source procedural --count 20 --out data/procedural
+    python -m training.data.prepare --source sweethome3d --categories chair table --out data/sh3d
+    python -m training.data.prepare --source folder --path ~/meshes --up +y --front +z \\
+        --out data/mine
+    python -m training.data.prepare --source sweethome3d --out data/sh3d --variants 2
 
 The build is parallel (``--workers``, default: all cores), shows a progress bar with an ETA,
 skips broken meshes with a one-line reason in ``build_log.jsonl``, and resumes where it
@@ -11,7 +12,7 @@ stopped when run again with the same ``--out``: finished records are kept, the i
 rewritten from what is on disk. Run again with a larger ``--views``, it renders the input
 views each finished record lacks and appends them (its other arrays and first renders stay
 as they were). ``--variants N`` then adds N per-axis scaled and mirrored variants of each
-train-split shape (`training.augment`), which go with their base shape's split.
+train-split shape (`training.data.augment`), which go with their base shape's split.
 """
 
 from __future__ import annotations
@@ -32,9 +33,9 @@ from typing import Any
 from recon_core.data import record_path, write_index
 from recon_core.files import atomic_write_bytes
 from recon_core.geometry import fixed_views
-from training.pipeline import PrepareSettings, ShapeSpec, add_views, process_spec, worker_init
-from training.render import RenderSettings
-from training.sampling import OccupancySettings
+from training.data.pipeline import PrepareSettings, ShapeSpec, add_views, process_spec, worker_init
+from training.data.render import RenderSettings
+from training.data.sampling import OccupancySettings
 
 __all__ = ["main", "build_dataset", "source_specs"]
 
@@ -44,7 +45,7 @@ SOURCES = ("procedural", "sweethome3d", "folder")
 def source_specs(args: argparse.Namespace) -> list[ShapeSpec]:
     """The shapes a command line asks for, before the per-category ``--count`` cap."""
     if args.source == "procedural":
-        from training.procedural import CATEGORIES, shape_id
+        from training.data.procedural import CATEGORIES, shape_id
 
         categories = args.categories or list(CATEGORIES)
         unknown = sorted(set(categories) - set(CATEGORIES))
@@ -65,7 +66,7 @@ def source_specs(args: argparse.Namespace) -> list[ShapeSpec]:
             for k in range(count)
         ]
     if args.source == "sweethome3d":
-        from training.sources import sweethome3d as sh3d
+        from training.data.sources import sweethome3d as sh3d
 
         cache = Path(args.cache) if args.cache else sh3d.DEFAULT_CACHE
         source = Path(args.path) if args.path else sh3d.fetch_package(cache)
@@ -80,7 +81,7 @@ def source_specs(args: argparse.Namespace) -> list[ShapeSpec]:
                 continue
             specs.append(sh3d.entry_spec(e, catalogs))
         return specs
-    from training.sources.folder import folder_specs
+    from training.data.sources.folder import folder_specs
 
     if not args.path:
         raise SystemExit("error: --source folder needs --path DIR")
@@ -186,7 +187,7 @@ def build_dataset(
 ) -> dict:
     """Prepare every spec not yet done in ``out``; returns the written index. With more
     ``views`` than ``out`` was built with, its finished records get the views they lack
-    (see `training.pipeline.add_views`) and the new count is recorded once all have them."""
+    (see `training.data.pipeline.add_views`) and the new count is recorded once all have them."""
     from tqdm import tqdm
 
     out.mkdir(parents=True, exist_ok=True)
@@ -299,7 +300,7 @@ def _run_pool(
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m training.prepare",
+        prog="python -m training.data.prepare",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -372,7 +373,7 @@ def _parser() -> argparse.ArgumentParser:
         type=int,
         default=0,
         help="then this many scaled and mirrored variants of each train-split shape "
-        "(training.augment)",
+        "(training.data.augment)",
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
@@ -415,7 +416,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         specs, out, settings, args.workers, args.retry_skipped, progress=not args.no_progress
     )
     if args.variants:
-        from training.augment import variant_specs
+        from training.data.augment import variant_specs
 
         variants = variant_specs(specs, out, args.variants, args.seed)
         index = build_dataset(

@@ -1,6 +1,6 @@
 """Preview sheets of prepared records, for a person to check what a dataset holds.
 
-    python -m training.preview DATASET --out sheet.png [--per-category 1] [--ids ID ...]
+    python -m training.reports.preview DATASET --out sheet.png [--per-category 1] [--ids ID ...]
 
 One row per record: six input renders; the eight fixed-view depth maps; four novel-view
 depth maps; occupancy slices through the centre (XY seen from above, XZ from the front,
@@ -126,7 +126,7 @@ def dataset_sheet(root: Path, ids: Iterable[str] | None = None, per_category: in
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.preview",
+        prog="python -m training.reports.preview",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

@@ -11,8 +11,8 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from training.meshes import MESH_SUFFIXES
-from training.pipeline import ShapeSpec
+from training.data.meshes import MESH_SUFFIXES
+from training.data.pipeline import ShapeSpec
 
 __all__ = ["folder_specs", "SHAPENET_SYNSETS"]
 

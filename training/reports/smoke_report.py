@@ -1,6 +1,6 @@
 """Print how the loss of training runs fell: the first and last logged values per stage.
 
-python -m training.smoke_report RUN [RUN ...]
+python -m training.reports.smoke_report RUN [RUN ...]
 """
 
 from __future__ import annotations

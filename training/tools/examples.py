@@ -2,7 +2,7 @@
 in training) as transparent PNGs, and a few of them on plain backgrounds as JPEGs without
 alpha, the way a photo of an object on a table or a studio sweep looks.
 
-    python -m training.examples --data data/sweethome3d --out examples
+    python -m training.tools.examples --data data/sweethome3d --out examples
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def _background(kind: str, size: int) -> np.ndarray:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.examples",
+        prog="python -m training.tools.examples",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -57,10 +57,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     from recon_core.data import read_index
     from recon_core.files import atomic_write_bytes
     from recon_core.geometry import Camera, look_at, perspective_intrinsics, view_direction
-    from training.pipeline import load_shape
-    from training.prepare import _parser as prepare_parser
-    from training.prepare import source_specs
-    from training.render import BlenderRenderer, RenderSettings
+    from training.data.pipeline import load_shape
+    from training.data.prepare import _parser as prepare_parser
+    from training.data.prepare import source_specs
+    from training.data.render import BlenderRenderer, RenderSettings
 
     test = {r["id"]: r for r in read_index(args.data)["records"] if r["split"] == "test"}
     specs = {
@@ -75,7 +75,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         "# Example pictures",
         "",
         "Renders of test-split shapes of the Sweet Home 3D library (no bundled model saw "
-        "them in training), made by `python -m training.examples`.",
+        "them in training), made by `python -m training.tools.examples`.",
         "",
         "| file | model | author | licence | background |",
         "|---|---|---|---|---|",

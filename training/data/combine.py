@@ -1,7 +1,7 @@
 """Train on several prepared datasets at once: write a dataset whose index lists the records
 of others, in place (no record is copied).
 
-    python -m training.combine data/sweethome3d data/procedural --out data/bundled
+    python -m training.data.combine data/sweethome3d data/procedural --out data/bundled
 
 The datasets must have been prepared with the same settings (views, sizes, sampling), so
 that every record can be batched with every other. Record paths in the combined index are
@@ -72,7 +72,7 @@ def combine(roots: list[Path], out: Path) -> dict:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.combine",
+        prog="python -m training.data.combine",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

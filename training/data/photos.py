@@ -1,7 +1,7 @@
 """A photo-like test set: test-split renders composited onto real photographs, and how well
 each mask source cuts them out again.
 
-    python -m training.photos --data data/sweethome3d --out data/photos --report reports/photos
+    python -m training.data.photos --data data/sweethome3d --out data/photos --report reports/photos
 
 For each record of the split (its first input render), a background is cut from one of
 scikit-image's photographs (a random window, rescaled), given a colour and lighting shift;
@@ -96,7 +96,7 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m training.photos",
+        prog="python -m training.data.photos",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )

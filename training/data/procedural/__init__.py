@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from recon_core.geometry import apply_transform, normalization_transform
-from training.meshes import Shape
-from training.procedural.categories import CATEGORIES, GENERATORS
+from training.data.meshes import Shape
+from training.data.procedural.categories import CATEGORIES, GENERATORS
 
 __all__ = ["CATEGORIES", "make_shape", "shape_id"]
 
