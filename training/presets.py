@@ -176,6 +176,19 @@ def _pointcloud_bundled() -> TrainConfig:
     return config
 
 
+def _pointcloud_pretrained() -> TrainConfig:
+    """The bundled layout with EfficientNet-Lite0 from ImageNet as the structure generator's
+    encoder, reading 128-pixel pictures; its layers to stride 8 keep their ImageNet
+    weights."""
+    config = _pointcloud_bundled()
+    config.model.encoder = "efficientnet-lite0"
+    config.model.input_size = 128
+    early = [name.removeprefix("encoder.") for name in EARLY_BACKBONE]
+    for stage in config.stages:
+        stage.frozen = list(early)
+    return config
+
+
 PRESETS = {
     "pointcloud": _pointcloud,
     "pointcloud-smoke": _pointcloud_smoke,
@@ -187,6 +200,7 @@ PRESETS = {
     "implicit-pretrained": _implicit_pretrained,
     "implicit-aligned": _implicit_aligned,
     "pointcloud-bundled": _pointcloud_bundled,
+    "pointcloud-pretrained": _pointcloud_pretrained,
 }
 """Named configurations: the method's default, a small one for smoke tests and CPU checks,
 and variants."""

@@ -62,6 +62,8 @@ class PointCloudMethod(Method):
             m.encoder_fc,
             m.decoder_fc,
             m.decoder_channels,
+            encoder=m.encoder,
+            pretrained=pretrained,
         )
 
     def generator(self, model, device, path, info) -> PointCloudGenerator:

@@ -26,6 +26,7 @@ __all__ = [
     "imagenet_weights_path",
     "load_imagenet_weights",
     "imagenet_input",
+    "picture_input",
 ]
 
 LITE0_STAGES = (
@@ -137,6 +138,14 @@ class EfficientNetLite0(nn.Module):
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         _, head = self.features(image)
         return self.classifier(head.mean(dim=(2, 3)))
+
+
+def picture_input(image: torch.Tensor) -> torch.Tensor:
+    """A picture (B, 4, H, W) RGBA in [0, 1] -> the backbone's input: its colour composited
+    onto white, as product photos are, then `imagenet_input`, so that ImageNet's features
+    hold from the first step."""
+    alpha = image[:, 3:4]
+    return imagenet_input(image[:, :3] * alpha + (1.0 - alpha))
 
 
 def imagenet_input(rgb: torch.Tensor) -> torch.Tensor:

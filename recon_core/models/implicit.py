@@ -11,8 +11,8 @@ import torch.nn.functional as F
 from recon_core.models.backbone import (
     FEATURE_CHANNELS,
     EfficientNetLite0,
-    imagenet_input,
     load_imagenet_weights,
+    picture_input,
 )
 from recon_core.viewframe import image_coordinates
 
@@ -119,8 +119,7 @@ class PretrainedEncoder(nn.Module):
 
     def forward(self, image: torch.Tensor) -> torch.Tensor | PixelCode:
         alpha = image[:, 3:4]
-        rgb = image[:, :3] * alpha + (1.0 - alpha)
-        maps, head = self.backbone.features(imagenet_input(rgb))
+        maps, head = self.backbone.features(picture_input(image))
         pooled = head.mean(dim=(2, 3))
         latent = self.fc(pooled)
         if self.fuse is None:

