@@ -46,6 +46,20 @@ def _box_weights(start: float, side: float, size: int, length: int) -> np.ndarra
     return overlap / step
 
 
+def _along(image: np.ndarray, weights: np.ndarray, axis: int) -> np.ndarray:
+    """``weights`` (size, length) applied along ``axis`` (0 or 1) of ``image`` (H, W, 4)
+    float32. Each output pixel reads only the few input pixels under it, so the weights are
+    a band: as a sparse matrix the product costs the input's size, where a dense one would
+    cost that times the output's side (a photo's 1500-pixel window framed to 256 pixels:
+    0.17 s against a few milliseconds)."""
+    from scipy import sparse
+
+    band = sparse.csr_matrix(weights.astype(np.float32))
+    moved = np.moveaxis(image, axis, 0)
+    out = band @ moved.reshape(moved.shape[0], -1)
+    return np.moveaxis(np.asarray(out, np.float32).reshape(len(weights), *moved.shape[1:]), 0, axis)
+
+
 BLOCKS_PER_PIXEL = 8
 """`crop_resize` first averages blocks of input pixels (Pillow's `Image.reduce`, on colour
 premultiplied by alpha) when an output pixel spans at least twice this many input pixels
@@ -99,10 +113,8 @@ def crop_resize(rgba: np.ndarray, box: tuple[float, float, float], size: int) ->
         image = rgba[top:bottom, left:right].astype(np.float32) / 255.0
         image[..., :3] *= image[..., 3:4]
         y_start, x_start, span = y0 - top, x0 - left, side
-    rows_w = _box_weights(y_start, span, size, image.shape[0]).astype(np.float32)
-    cols_w = _box_weights(x_start, span, size, image.shape[1]).astype(np.float32)
-    out = (rows_w @ image.reshape(image.shape[0], -1)).reshape(size, image.shape[1], 4)
-    out = (out.transpose(0, 2, 1) @ cols_w.T).transpose(0, 2, 1)  # then columns
+    out = _along(image, _box_weights(y_start, span, size, image.shape[0]), 0)  # rows
+    out = _along(out, _box_weights(x_start, span, size, image.shape[1]), 1)  # then columns
     alpha = out[..., 3:4]
     out[..., :3] = np.where(alpha > 1e-8, out[..., :3] / np.maximum(alpha, 1e-8), 0.0)
     return np.clip(np.round(out * 255.0), 0, 255).astype(np.uint8)
