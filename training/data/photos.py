@@ -72,12 +72,19 @@ def _placed(render: np.ndarray, rng: np.random.Generator, fill: tuple[float, flo
     return out[..., :3], out[..., 3] / 255.0
 
 
-def make_photo(render: np.ndarray, rng: np.random.Generator, clutter: np.ndarray | None = None):
+def make_photo(
+    render: np.ndarray,
+    rng: np.random.Generator,
+    clutter: np.ndarray | None = None,
+    background: str | None = None,
+):
     """A photo-like picture (SIZE, SIZE, 3) uint8 of ``render`` on a photograph, and its
-    truth mask (SIZE, SIZE) bool. ``clutter``: another render, put behind it at the edge."""
+    truth mask (SIZE, SIZE) bool. ``clutter``: another render, put behind it at the edge;
+    ``background``: one of `BACKGROUNDS` (default: drawn)."""
     from scipy import ndimage
 
-    picture = _background(rng, str(rng.choice(BACKGROUNDS)))
+    drawn = str(rng.choice(BACKGROUNDS))
+    picture = _background(rng, background or drawn)
     if clutter is not None:
         colour, alpha = _placed(clutter, rng, (0.3, 0.5), edge=True)
         picture = picture * (1 - alpha[..., None]) + colour * alpha[..., None]

@@ -1,6 +1,8 @@
 """Render the example pictures in ``examples/``: test-split Sweet Home 3D shapes (never seen
-in training) as transparent PNGs, and a few of them on plain backgrounds as JPEGs without
-alpha, the way a photo of an object on a table or a studio sweep looks.
+in training) as transparent PNGs, a few of them on plain backgrounds as JPEGs without
+alpha, the way a photo of an object on a table or a studio sweep looks, and a few
+composited onto photographs (`training.data.photos.make_photo`), for the segmentation
+network to cut out.
 
     python -m training.tools.examples --data data/sweethome3d --out examples
 """
@@ -29,6 +31,17 @@ EXAMPLES = (
     ("sweethome3d/Blend Swap CC-0#upperCabinet", 20.0, 10.0, "studio"),
 )
 SIZE = 384
+PHOTOS = (
+    # (example name, scikit-image photograph, seed)
+    ("sofa", "brick", 3),
+    ("desklamp", "rocket", 11),
+    ("armchair", "gravel", 7),
+)
+PHOTO_CREDITS = {
+    "brick": "CC0Textures (CC0)",
+    "gravel": "CC0Textures (CC0)",
+    "rocket": "SpaceX (public domain)",
+}
 
 
 def _background(kind: str, size: int) -> np.ndarray:
@@ -36,6 +49,38 @@ def _background(kind: str, size: int) -> np.ndarray:
         return np.full((size, size, 3), 242.0)
     rows = np.linspace(0.0, 1.0, size)[:, None, None]
     return np.broadcast_to(205.0 - 70.0 * rows**1.5, (size, size, 3)).copy()  # a sweep
+
+
+def _photo_examples(out: Path, entries: dict[str, dict]) -> list[str]:
+    """The photo-like pictures, made from the transparent examples just written; their
+    README lines."""
+    from PIL import Image
+
+    from recon_core.files import atomic_write_bytes
+    from training.data.photos import make_photo
+
+    lines = [
+        "",
+        "Photo-like pictures: the renders above composited onto photographs by",
+        "`training.data.photos.make_photo` (relit, with a soft shadow, saved as JPEG), for the",
+        "segmentation network to cut out again. The backgrounds come from scikit-image's data.",
+        "",
+        "| file | model | background | seed |",
+        "|---|---|---|---|",
+    ]
+    for name, background, seed in PHOTOS:
+        render = np.asarray(Image.open(out / f"{name}.png").convert("RGBA"))
+        photo, _ = make_photo(render, np.random.default_rng(seed), background=background)
+        target = out / f"{name}_{background}.jpg"
+        image = Image.fromarray(photo)
+        atomic_write_bytes(target, lambda handle, im=image: im.save(handle, "JPEG", quality=90))
+        entry = entries[name]
+        lines.append(
+            f"| {target.name} | {name} ({entry['author']}, {entry['licence']}) | "
+            f"{background} ({PHOTO_CREDITS[background]}) | {seed} |"
+        )
+        print(target)
+    return lines
 
 
 def main(argv: Iterable[str] | None = None) -> int:
@@ -107,6 +152,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             f"{background or 'transparent'} |"
         )
         print(target)
+    lines += _photo_examples(args.out, {s.split("#")[-1]: test[s] for s, *_ in EXAMPLES})
     text = ("\n".join(lines) + "\n").encode("utf-8")
     atomic_write_bytes(args.out / "README.md", lambda handle: handle.write(text))
     return 0
