@@ -8,10 +8,8 @@ finer grid takes the trilinear upsampling of the coarser one, whose sign is alre
 there. The distance band catches parts thinner than a coarse cell (chair spindles), which
 show no sign change yet but a logit that climbs towards the level. It replaced a fixed band
 in logits: a decoder trained with BCE on near-surface samples keeps small logits far from
-the surface, and that band refined about 70% of the grid (measured on a trained decoder at
-128^3) where the distance band refines under 20% with the same result. Refining the active
-cells' neighbours as well cost 1.6x the points and changed no vertex's sign on the example
-pictures at 128^3.
+the surface, so that band refined most of the grid (figures in docs/experiments.md,
+"Defaults chosen by measurement").
 With ``symmetric``, the field is made mirror-symmetric across the object's left-right plane
 x = 0 (the average of its logits at a point and at its mirror image), for a mesh that is
 symmetric to the vertex: the grid's vertices mirror onto vertices (index i onto R - i), the
@@ -21,7 +19,7 @@ Marching cubes (scikit-image) then runs on the grid padded with an outside layer
 mesh is closed.
 
 The decoder is evaluated in chunks of 4096 points on the CPU, where they stay in cache
-(measured 2.6x the points per second of 65536-point chunks), and 65536 on a GPU.
+(docs/benchmarks.md), and 65536 on a GPU.
 """
 
 from __future__ import annotations
@@ -138,7 +136,7 @@ def _mirror_average(values: torch.Tensor, where: torch.Tensor | None = None) -> 
 
 def _any_corner(flags: torch.Tensor) -> torch.Tensor:
     """(n+1)^3 booleans on vertices -> n^3 on cells: whether any of a cell's 8 corners is
-    set (eight shifted views; the CPU's max_pool3d took 0.5 s of a 256^3 extraction)."""
+    set (eight shifted views, cheaper on the CPU than max_pool3d)."""
     out = flags[:-1, :-1, :-1].clone()
     for i, j, k in [(i, j, k) for i in (0, 1) for j in (0, 1) for k in (0, 1)][1:]:
         out |= flags[i : i + out.shape[0], j : j + out.shape[1], k : k + out.shape[2]]

@@ -76,9 +76,8 @@ except ImportError:  # a Python that has torch but not threadpoolctl (e.g. insid
 else:
     one_blas_thread = threadpool_limits.wrap(limits=1, user_api="blas")
 """numpy's BLAS threads and torch's OpenMP threads spin against each other when another
-process holds a core: a 256 x 384 image resampling product measured 2.8 s instead of
-0.03 s. The numpy side of inference is small matrices, so it runs its BLAS on one thread
-(torch's own threads are left alone)."""
+process holds a core (docs/benchmarks.md). The numpy side of inference is small matrices,
+so it runs its BLAS on one thread (torch's own threads are left alone)."""
 
 
 def _viewpoint_net(path: Path, checkpoint) -> ViewpointNet | None:
