@@ -52,8 +52,26 @@ def chair(rng: np.random.Generator) -> list[Part]:
     seat_h, seat_t = _u(rng, 0.4, 0.5), _u(rng, 0.03, 0.09)
     back_h = _u(rng, 0.3, 0.55)
     parts: list[Part] = []
-    base = rng.choice(["four", "four_round", "swivel", "sled"], p=[0.4, 0.25, 0.2, 0.15])
-    if base == "swivel":
+    base = rng.choice(
+        ["four", "four_round", "swivel", "sled", "cantilever", "pedestal"],
+        p=[0.3, 0.2, 0.15, 0.12, 0.13, 0.1],
+    )
+    if base == "cantilever":  # one bent tube a side: floor runner, front upright, under the seat
+        tube = _u(rng, 0.01, 0.015)
+        for sx in (-1, 1):
+            x = sx * (width / 2 - 0.03)
+            front, back = -depth / 2 - _u(rng, 0.0, 0.04), depth / 2 - 0.02
+            parts.append(cylinder((x, back, tube), (x, front, tube), tube, frame))
+            parts.append(cylinder((x, front, tube), (x, -depth / 2 + 0.03, seat_h), tube, frame))
+            parts.append(
+                cylinder(
+                    (x, -depth / 2 + 0.03, seat_h - 0.02), (x, back, seat_h - 0.02), tube, frame
+                )
+            )
+    elif base == "pedestal":
+        parts.append(cylinder((0, 0, 0.02), (0, 0, seat_h), _u(rng, 0.025, 0.045), frame))
+        parts.append(cylinder((0, 0, 0), (0, 0, 0.025), _u(rng, 0.18, 0.26), frame, 32))
+    elif base == "swivel":
         column = _u(rng, 0.02, 0.035)
         parts.append(cylinder((0, 0, 0.06), (0, 0, seat_h), column, pal.pick(Palette.METAL)))
         spokes = int(rng.integers(4, 6))
@@ -89,7 +107,7 @@ def chair(rng: np.random.Generator) -> list[Part]:
     parts.append(box((0, 0, seat_h), (width, depth, seat_t), seat_color))
     back_y = depth / 2 - 0.02
     tilt = _u(rng, 0.0, 0.2)
-    back_style = rng.choice(["panel", "slats", "spindles", "frame"])
+    back_style = rng.choice(["panel", "slats", "spindles", "frame", "ladder"])
     back_center_z = seat_h + seat_t / 2 + back_h / 2
     if back_style == "panel":
         parts.append(
@@ -108,7 +126,12 @@ def chair(rng: np.random.Generator) -> list[Part]:
         parts.append(
             box((0, back_y, seat_h + seat_t / 2 + back_h - 0.03), (width, 0.035, 0.07), frame)
         )
-        if back_style == "slats":
+        if back_style == "ladder":  # thin rails, evenly up the posts
+            n = int(rng.integers(3, 6))
+            for k in range(n):
+                z = seat_h + seat_t / 2 + back_h * (k + 0.7) / (n + 0.7)
+                parts.append(box((0, back_y, z), (width - 0.04, 0.02, 0.03), frame))
+        elif back_style == "slats":
             n = int(rng.integers(2, 4))
             for k in range(n):
                 z = seat_h + seat_t / 2 + back_h * (k + 1) / (n + 1.5)
@@ -146,12 +169,18 @@ def table(rng: np.random.Generator) -> list[Part]:
     leg_color = wood if rng.random() < 0.6 else pal.pick(Palette.METAL)
     height = _u(rng, 0.45, 0.8)
     top_t = _u(rng, 0.025, 0.06)
-    round_top = rng.random() < 0.35
+    top_shape = rng.choice(["rect", "round", "oval"], p=[0.55, 0.3, 0.15])
     parts: list[Part] = []
-    if round_top:
+    if top_shape == "round":
         radius = _u(rng, 0.35, 0.6)
         parts.append(cylinder((0, 0, height - top_t), (0, 0, height), radius, wood, 48))
         half_w = half_d = radius * 0.7
+    elif top_shape == "oval":
+        radius, stretch = _u(rng, 0.3, 0.5), _u(rng, 1.4, 2.2)
+        top = cylinder((0, 0, height - top_t), (0, 0, height), radius, wood, 48)
+        top.mesh.apply_scale((stretch, 1.0, 1.0))
+        parts.append(top)
+        half_w, half_d = radius * stretch * 0.75, radius * 0.7
     else:
         half_w, half_d = _u(rng, 0.4, 1.0), _u(rng, 0.3, 0.5)
         parts.append(box((0, 0, height - top_t / 2), (2 * half_w, 2 * half_d, top_t), wood))
@@ -161,7 +190,10 @@ def table(rng: np.random.Generator) -> list[Part]:
         parts += _four_legs(
             rng, half_w, half_d, height - top_t, thick, leg_color, bool(rng.random() < 0.4)
         )
-        if rng.random() < 0.5:  # apron
+        if rng.random() < 0.3:  # a shelf between the legs
+            z = _u(rng, 0.1, 0.35) * height
+            parts.append(box((0, 0, z), (2 * half_w - thick, 2 * half_d - thick, 0.02), wood))
+        elif rng.random() < 0.5:  # apron
             parts.append(
                 box(
                     (0, half_d - thick, height - top_t - 0.05),
@@ -244,6 +276,50 @@ def sofa(rng: np.random.Generator) -> list[Part]:
             if rounded:
                 top = leg_h + base_h + arm_h + 0.12
                 parts.append(cylinder((x, -depth / 2, top), (x, depth / 2, top), arm_w / 2, fabric))
+    if rng.random() < 0.3:  # L-shaped: a chaise runs forward from one end
+        side = 1 if rng.random() < 0.5 else -1
+        reach, chaise_w = _u(rng, 0.5, 0.9), inner / n_cushions
+        x = side * (width / 2 - arm_w - chaise_w / 2)
+        y = -depth / 2 - reach / 2
+        parts.append(box((x, y, leg_h + base_h / 2), (chaise_w, reach + 0.02, base_h), fabric))
+        parts.append(box((x, y, seat_h - 0.06), (chaise_w - 0.01, reach, 0.12), fabric))
+        if arm_w > 0:
+            arm_x = side * (width / 2 - arm_w / 2)
+            height = base_h + arm_h + 0.12
+            parts.append(box((arm_x, y, leg_h + height / 2), (arm_w, reach, height), fabric))
+    return parts
+
+
+def _desk_lamp(rng: np.random.Generator, metal, shade_color) -> list[Part]:
+    """A base, two arm segments at angles, and a cone head pointing down and forward."""
+    base_r = _u(rng, 0.06, 0.1)
+    parts = [cylinder((0, 0, 0), (0, 0, 0.025), base_r, metal, 32)]
+    lower, upper = _u(rng, 0.25, 0.4), _u(rng, 0.25, 0.4)
+    tilt = _u(rng, 0.1, 0.5)
+    elbow = np.array([0.0, lower * math.sin(tilt), 0.025 + lower * math.cos(tilt)])
+    reach = _u(rng, -0.3, 0.3)
+    wrist = elbow + [0.0, -upper * math.cos(reach), upper * math.sin(reach)]
+    parts.append(cylinder((0, 0, 0.025), elbow, 0.01, metal))
+    parts.append(cylinder(elbow, wrist, 0.01, metal))
+    parts.append(sphere(elbow, 0.018, metal))
+    head = _u(rng, 0.05, 0.09)
+    parts.append(cone(wrist, wrist + [0, -head * 0.3, -head * 1.2], 0.02, head, shade_color))
+    return parts
+
+
+def _pendant(rng: np.random.Generator, metal, shade_color) -> list[Part]:
+    """A ceiling canopy, a cord, and a shade hanging from it."""
+    drop = _u(rng, 0.4, 1.2)
+    parts = [cylinder((0, 0, drop), (0, 0, drop + 0.03), _u(rng, 0.04, 0.07), metal, 24)]
+    shade_h, radius = _u(rng, 0.12, 0.3), _u(rng, 0.1, 0.25)
+    parts.append(cylinder((0, 0, shade_h), (0, 0, drop), 0.004, metal, 8))
+    style = rng.choice(["dome", "cone", "globe"])
+    if style == "dome":
+        parts.append(cone((0, 0, shade_h), (0, 0, 0), 0.03, radius, shade_color))
+    elif style == "cone":
+        parts.append(cone((0, 0, shade_h), (0, 0, 0), radius * 0.3, radius, shade_color))
+    else:
+        parts.append(sphere((0, 0, radius), radius, shade_color))
     return parts
 
 
@@ -251,7 +327,12 @@ def lamp(rng: np.random.Generator) -> list[Part]:
     pal = Palette(rng)
     metal = pal.pick(Palette.METAL + Palette.PAINT)
     shade_color = pal.pick(Palette.FABRIC + Palette.PAINT)
-    floor = rng.random() < 0.45
+    kind = rng.choice(["table", "floor", "desk", "pendant"], p=[0.35, 0.35, 0.18, 0.12])
+    if kind == "desk":
+        return _desk_lamp(rng, metal, shade_color)
+    if kind == "pendant":
+        return _pendant(rng, metal, shade_color)
+    floor = kind == "floor"
     height = _u(rng, 1.3, 1.8) if floor else _u(rng, 0.35, 0.6)
     parts: list[Part] = []
     base_r = _u(rng, 0.1, 0.18) if floor else _u(rng, 0.06, 0.12)
@@ -335,6 +416,26 @@ def bed(rng: np.random.Generator) -> list[Part]:
                 pal.pick(Palette.FABRIC),
             )
         )
+    if width < 1.2 and rng.random() < 0.3:  # bunk: a second bed on corner posts, a ladder
+        upper = top + mattress_t + _u(rng, 0.75, 0.95)
+        post_top = upper + mattress_t + 0.3
+        for sx in (-1, 1):
+            for sy in (-1, 1):
+                xy = (sx * (width / 2 + 0.03), sy * (length / 2 + 0.03))
+                parts.append(box((*xy, post_top / 2), (0.06, 0.06, post_top), wood))
+        parts.append(box((0, 0, upper - frame_h / 4), (width, length, frame_h / 2), wood))
+        parts.append(
+            box((0, 0, upper + mattress_t / 2), (width - 0.06, length - 0.1, mattress_t), sheet)
+        )
+        parts.append(box((-width / 2 - 0.03, 0, post_top - 0.12), (0.04, length, 0.06), wood))
+        ladder_y = -length / 2 + 0.35
+        for dy in (-0.18, 0.18):
+            parts.append(
+                box((width / 2 + 0.06, ladder_y + dy, upper / 2), (0.04, 0.04, upper), wood)
+            )
+        for k in range(int(upper / 0.3)):
+            z = 0.3 * (k + 1)
+            parts.append(box((width / 2 + 0.06, ladder_y, z), (0.03, 0.36, 0.03), wood))
     return parts
 
 
@@ -350,7 +451,7 @@ def cabinet(rng: np.random.Generator) -> list[Part]:
         box((0, 0, height - t / 2), (width, depth, t), body),
         box((0, (depth - t) / 2, height / 2), (width, t, height), body),
     ]
-    style = rng.choice(["open", "doors", "drawers"], p=[0.35, 0.35, 0.3])
+    style = rng.choice(["open", "doors", "glass", "drawers"], p=[0.3, 0.25, 0.15, 0.3])
     shelves = int(rng.integers(1, 6))
     for k in range(shelves):
         z = height * (k + 1) / (shelves + 1)
@@ -366,6 +467,19 @@ def cabinet(rng: np.random.Generator) -> list[Part]:
             )
             hx = x + (door_w / 2 - 0.05) * (1 if k == 0 else -1)
             parts.append(box((hx, -depth / 2 - t - 0.01, height / 2), (0.015, 0.02, 0.12), handle))
+    elif style == "glass":  # framed doors with a thin pane
+        n = 1 if width < 0.7 else 2
+        door_w, rail = width / n, _u(rng, 0.03, 0.06)
+        for k in range(n):
+            x, y = -width / 2 + door_w * (k + 0.5), -depth / 2 - t / 2
+            for dx in (-1, 1):
+                parts.append(
+                    box((x + dx * (door_w - rail) / 2, y, height / 2), (rail, t, height), body)
+                )
+            for z in (rail / 2, height - rail / 2):
+                parts.append(box((x, y, z), (door_w - 2 * rail, t, rail), body))
+            pane = (door_w - 2 * rail, t / 4, height - 2 * rail)
+            parts.append(box((x, y, height / 2), pane, pal.pick(Palette.GLASS)))
     elif style == "drawers":
         n = max(2, int(height / 0.25))
         for k in range(n):
@@ -374,10 +488,16 @@ def cabinet(rng: np.random.Generator) -> list[Part]:
                 box((0, -depth / 2 - t / 2, z), (width - 0.004, t, height / n - 0.006), body)
             )
             parts.append(box((0, -depth / 2 - t - 0.01, z), (0.12, 0.02, 0.015), handle))
-    if rng.random() < 0.4:
+    base = rng.choice(["floor", "legs", "plinth"], p=[0.45, 0.35, 0.2])
+    if base == "legs":
         parts += _four_legs(rng, width / 2, depth / 2, 0.08, 0.04, handle, True)
         for p in parts[:-4]:
             p.mesh.apply_translation([0, 0, 0.08])
+    elif base == "plinth":  # a recessed base under the body
+        plinth_h = _u(rng, 0.05, 0.12)
+        for p in parts:
+            p.mesh.apply_translation([0, 0, plinth_h])
+        parts.append(box((0, 0.02, plinth_h / 2), (width - 0.04, depth - 0.06, plinth_h), body))
     return parts
 
 
