@@ -56,9 +56,11 @@ def test_mirror_keeps_every_target_consistent(tiny_dataset):
         assert np.array_equal(mirrored["image"].numpy(), plain["image"].flip(-1).numpy())
         np.testing.assert_array_equal(mirrored["points"].numpy(), plain["points"].numpy() * flip)
         assert np.array_equal(mirrored["occupancy"].numpy(), plain["occupancy"].numpy())
-        # the flipped picture is what the mirrored camera sees of the mirrored shape
-        assert _inside_on_mask(mirrored) > 0.97
-        assert _inside_on_mask(plain) > 0.97
+        # the flipped picture is what the mirrored camera sees of the mirrored shape, as the
+        # plain picture is what the plain camera sees (thin parts lose a few points to the
+        # mask's anti-aliased edge in both)
+        assert _inside_on_mask(plain) > 0.95
+        assert _inside_on_mask(mirrored) == pytest.approx(_inside_on_mask(plain), abs=0.005)
         wrong = dict(mirrored, image=plain["image"])  # mirrored camera, picture not flipped
         assert _inside_on_mask(wrong) < _inside_on_mask(mirrored) - 0.05
         # fixed views: the mirrored depth maps unproject to the mirrored surface, pixel for
