@@ -149,7 +149,7 @@ def test_with_variants_a_mirrored_copy_finds_the_training_shape_mirrored(
     index = json.loads((data / "index.json").read_text())
     index["records"].append(dict(first, id="mirrored", file=str(path), split="test"))
     (data / "index.json").write_text(json.dumps(index))
-    monkeypatch.setattr(oracle, "variant_matrices", lambda *args, **kwargs: [mirror])
+    monkeypatch.setattr(oracle, "shape_variants", lambda *args, **kwargs: [mirror])
     metrics = oracle.nearest_training_shapes(
         data, data, "test", tmp_path / "report", candidates=3, progress=False, variants=1
     )

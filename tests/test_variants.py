@@ -15,6 +15,7 @@ from training.data.augment import (
     normalised_extent,
     renormalising,
     resample_voxels,
+    shape_variants,
     transform_samples,
     variant_id,
     variant_matrices,
@@ -147,8 +148,19 @@ def test_prepare_adds_variants_of_train_shapes_only(tmp_path, tiny_args):
     train = [r["id"] for r in bases if r["split"] == "train"]
     assert len(bases) == 6 and train
     assert sorted(r["id"] for r in variants) == sorted(variant_id(i, 1) for i in train)
+    # the maps are each shape's own draw: what the oracle scores is what was built
+    extents = {}
+    for entry in bases:
+        arrays, _ = read_record(out / entry["file"], ("surface_points",))
+        extents[entry["id"]] = normalised_extent(arrays["surface_points"])
+    ranges = category_ranges([(e, extents[e["id"]]) for e in bases if e["split"] == "train"])
     for entry in variants:
         assert entry["split"] == "train"
+        _, meta = read_record(out / entry["file"], ("surface_points",))
+        (drawn,) = shape_variants(
+            meta["variant_of"], extents[meta["variant_of"]], ranges["table"], 1
+        )
+        assert np.allclose(meta["variant_map"], np.diag(drawn))
         arrays, meta = read_record(out / entry["file"])
         base_id = meta["variant_of"]
         base_arrays, _ = read_record(out / next(r["file"] for r in bases if r["id"] == base_id))

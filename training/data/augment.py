@@ -35,6 +35,7 @@ __all__ = [
     "ProportionRanges",
     "proportion_ranges",
     "variant_matrices",
+    "shape_variants",
     "variant_id",
     "transform_samples",
 ]
@@ -111,6 +112,21 @@ def variant_matrices(
             scale = scale * np.array([-1.0, 1.0, 1.0])
         matrices.append(np.diag(scale))
     return matrices
+
+
+def shape_variants(
+    shape_id: str,
+    extent: np.ndarray,
+    bounds: tuple[np.ndarray, np.ndarray],
+    count: int,
+    seed: int = 0,
+) -> list[np.ndarray]:
+    """The ``count`` variant maps (`variant_matrices`) of one shape, drawn from its own
+    random stream (``seed`` and its id): `training.data.prepare --variants` builds, and
+    `training.reports.oracle --variants` scores, the very same variants."""
+    digest = hashlib.sha256(shape_id.encode("utf-8")).digest()[:8]
+    rng = np.random.default_rng([seed, int.from_bytes(digest, "little")])
+    return variant_matrices(extent, bounds, count, rng)
 
 
 def renormalising(matrix: np.ndarray, extent: np.ndarray) -> np.ndarray:
@@ -209,11 +225,10 @@ def variant_specs(specs: list, root: Path, count: int, seed: int = 0) -> list:
     for spec in specs:
         if spec.id not in extents:
             continue
-        digest = hashlib.sha256(spec.id.encode("utf-8")).digest()[:8]
-        rng = np.random.default_rng([seed, int.from_bytes(digest, "little")])
-        extent = extents[spec.id]
-        matrices = variant_matrices(extent, ranges[entries[spec.id]["category"]], count, rng)
-        for k, matrix in enumerate(matrices, start=1):
+        bounds = ranges[entries[spec.id]["category"]]
+        for k, matrix in enumerate(
+            shape_variants(spec.id, extents[spec.id], bounds, count, seed), start=1
+        ):
             out.append(
                 ShapeSpec(
                     id=variant_id(spec.id, k),

@@ -32,9 +32,9 @@ from training.data.augment import (
     category_ranges,
     normalised_extent,
     renormalising,
+    shape_variants,
     transform_samples,
     variant_id,
-    variant_matrices,
 )
 from training.reports.evaluate import (
     _defined_iou,
@@ -74,10 +74,9 @@ class _TrainingShapes(SilhouetteIndex):
         self.records, grids, self.surfaces, self.trees = [], [], [], []
         for entry, arrays, extent in read:
             shapes = [(entry, arrays)]
+            bounds = ranges.get(entry["category"])
             for k, matrix in enumerate(
-                variant_matrices(extent, ranges.get(entry["category"]), variants, rng)
-                if variants
-                else [],
+                shape_variants(entry["id"], extent, bounds, variants) if variants else [],
                 start=1,
             ):
                 matrix = renormalising(matrix, extent)
