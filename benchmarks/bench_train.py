@@ -1,11 +1,14 @@
-"""Training throughput and peak memory per method at its default preset, and data-loader
-throughput on its own (it must be at least 3x the model's samples/s).
+"""Training throughput and peak memory per preset (by default the two methods' own), and
+data-loader throughput on its own (it must be at least 3x the model's samples/s).
 
     python benchmarks/bench_train.py [--data DATASET] [--steps 8] [--repeats 3]
+    python benchmarks/bench_train.py --presets implicit-aligned implicit-aligned-cached
 
-Each method runs in a fresh process: the model's full training step (forward, backward,
-Adam) on a batch held in memory, timed over ``--steps`` steps after one warm-up step,
-median of ``--repeats`` rounds; peak memory is the process's maximum resident set size.
+Each preset runs in a fresh process: the model's full training step (forward, backward,
+Adam) as its last stage trains it (pretrained weights, frozen parts frozen, a backbone
+cache built beforehand and read where the preset caches) on a batch held in memory, timed
+over ``--steps`` steps after one warm-up step, median of ``--repeats`` rounds; peak memory
+is the process's maximum resident set size.
 The loader is timed alone: ``DataLoader`` with the preset's worker count, over the same
 dataset, median samples/s. Without ``--data`` a small procedural dataset at the default
 record settings is built into out/bench-data first.
@@ -34,20 +37,37 @@ def _batch(dataset, size):
     return torch.utils.data.default_collate([dataset[i % len(dataset), 0] for i in range(size)])
 
 
-def run_model(method: str, data: Path, steps: int, repeats: int) -> dict:
-    import torch
-
+def _setup(name: str, data: Path):
+    """The preset's config, method, dataset and model as training has them: pretrained
+    weights loaded, the first stage's frozen parts frozen, and for ``data.cache_backbone``
+    the backbone cache built (once per data and preset, into out/bench-cache) and used."""
     from recon_core.data import PreparedDataset
+    from recon_core.engine import _freeze, _train_mode
+    from recon_core.feature_cache import BackboneCache
     from recon_core.methods import METHODS
     from training.presets import preset
 
-    config = preset(method)
-    impl = METHODS[method](config)
-    dataset = PreparedDataset(data, None, method, impl.sample_settings())
-    batch = _batch(dataset, config.data.batch_size)
+    config = preset(name)
+    impl = METHODS[config.method](config)
+    dataset = PreparedDataset(data, None, config.method, impl.sample_settings())
+    model = impl.build_model(pretrained=True)
+    _freeze(model, config.stages[-1])
+    _train_mode(model, model, config.stages[-1])
+    if config.data.cache_backbone:
+        backbone, stride = impl.cacheable_backbone(model)
+        folder = ROOT / "out" / "bench-cache" / f"{data.name}-{name}"
+        dataset.use_backbone_cache(BackboneCache.open_or_build(folder, dataset, backbone, stride))
+    return config, impl, dataset, model
+
+
+def run_model(name: str, data: Path, steps: int, repeats: int) -> dict:
+    import torch
+
     torch.manual_seed(0)
-    model = impl.build_model()
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-4)
+    config, impl, dataset, model = _setup(name, data)
+    batch = _batch(dataset, config.data.batch_size)
+    trained = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.Adam(trained, lr=1e-4)
     weights = config.stages[-1].losses  # the last stage is the most expensive one
 
     def step():
@@ -74,17 +94,12 @@ def run_model(method: str, data: Path, steps: int, repeats: int) -> dict:
     }
 
 
-def run_loader(method: str, data: Path, batches: int, repeats: int) -> dict:
+def run_loader(name: str, data: Path, batches: int, repeats: int) -> dict:
     import torch
 
-    from recon_core.data import PreparedDataset
     from recon_core.engine import StepSampler
-    from recon_core.methods import METHODS
-    from training.presets import preset
 
-    config = preset(method)
-    impl = METHODS[method](config)
-    dataset = PreparedDataset(data, None, method, impl.sample_settings())
+    config, _, dataset, _ = _setup(name, data)
     rounds = []
     for r in range(repeats):
         sampler = StepSampler(len(dataset), config.data.batch_size, r, 0, batches + 1)
@@ -128,7 +143,12 @@ def main(argv=None) -> int:
     parser.add_argument("--data", type=Path)
     parser.add_argument("--steps", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--methods", nargs="+", default=["pointcloud", "implicit"])
+    parser.add_argument(
+        "--presets",
+        nargs="+",
+        default=["pointcloud", "implicit"],
+        help="training presets to time (default: the two methods' own)",
+    )
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
@@ -149,13 +169,13 @@ def main(argv=None) -> int:
                 ["--source", "procedural", "--count", "2", "--out", str(args.data), "--no-progress"]
             )
     rows = []
-    for method in args.methods:
+    for method in args.presets:
         model = _child("model", method, args)
         loader = _child("loader", method, args)
         rows.append((method, model, loader))
-    print(f"\ntraining throughput on {args.data}, default presets, median of {args.repeats} rounds")
+    print(f"\ntraining throughput on {args.data}, median of {args.repeats} rounds")
     print(
-        "| method | batch | stage timed | step s | model samples/s | peak MB | "
+        "| preset | batch | stage timed | step s | model samples/s | peak MB | "
         "loader samples/s (workers) | loader / model |"
     )
     print("|---|---:|---|---:|---:|---:|---:|---:|")

@@ -122,6 +122,11 @@ class DataConfig:
     furniture is furniture, so this doubles the shapes a small library offers."""
     colour_jitter: float = field(default=0.0, metadata={"optional": True})
     """Scale each colour channel of the input picture by a random factor in [1 - j, 1 + j]."""
+    cache_backbone: bool = field(default=False, metadata={"optional": True})
+    """Run the pretrained backbone's frozen early layers once per training render, before
+    the first step, and start each step from their stored maps (`recon_core.feature_cache`):
+    the same training, faster. Every stage must freeze the same early layers; no picture
+    augmentation."""
 
 
 @dataclass
@@ -312,6 +317,11 @@ def validate(config: TrainConfig) -> None:
     if not 0.0 <= config.data.colour_jitter < 1.0:
         raise ConfigError(
             f"config.data.colour_jitter: must be in [0, 1), got {config.data.colour_jitter}"
+        )
+    if config.data.cache_backbone and (config.data.mirror or config.data.colour_jitter):
+        raise ConfigError(
+            "config.data.cache_backbone: cached maps are of the renders as stored; "
+            "mirror and colour_jitter change the pictures"
         )
     model = config.model
     if isinstance(model, ImplicitModelConfig) and model.local_features:

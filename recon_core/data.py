@@ -314,6 +314,7 @@ class PreparedDataset:
             raise DatasetError(f"method must be pointcloud, implicit or all, got {method!r}")
         if self.settings.voxels and "voxels" not in self.keys:
             self.keys += ("voxels",)
+        self.backbone_cache = None
         self._mirror_perm = None
         if self.settings.mirror > 0.0 and "fixed_depth" in self.keys:
             views = self.index.get("fixed_views", {}).get("extrinsics")
@@ -326,6 +327,18 @@ class PreparedDataset:
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+
+    def use_backbone_cache(self, cache) -> None:
+        """Give each sample the cached early backbone maps of the render it draws
+        (`recon_core.feature_cache.BackboneCache`, built for these records)."""
+        s = self.settings
+        if s.input_views != 1 or s.mirror > 0.0 or s.colour_jitter > 0.0:
+            raise DatasetError(
+                "cached backbone maps need one input view per sample and no picture "
+                "augmentation (mirror, colour_jitter)"
+            )
+        cache.check(self)
+        self.backbone_cache = cache
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, Any]:
         """``dataset[i]`` draws with the current epoch; ``dataset[i, draw]`` with an explicit
@@ -353,6 +366,8 @@ class PreparedDataset:
         intr = torch.from_numpy(intrinsics)
         out["image_extrinsic"] = ext[0] if s.input_views == 1 else ext
         out["image_intrinsic"] = intr[0] if s.input_views == 1 else intr
+        if self.backbone_cache is not None:
+            out.update(self.backbone_cache.maps(i, int(chosen[0])))
         if "fixed_depth" in arrays:
             fixed = torch.from_numpy(arrays["fixed_depth"])
             out["fixed_depth"], out["fixed_mask"] = fixed, (fixed > 0).float()

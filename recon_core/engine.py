@@ -36,6 +36,7 @@ from recon_core.checkpoint import CheckpointError, load_checkpoint, save_checkpo
 from recon_core.config import StageConfig, TrainConfig, config_json, from_dict
 from recon_core.data import PreparedDataset, read_index
 from recon_core.device import select_device
+from recon_core.feature_cache import BackboneCache
 from recon_core.files import atomic_write_bytes, remove_stale_temporaries
 from recon_core.methods import METHODS
 
@@ -255,6 +256,17 @@ class Trainer:
             categories,
         )
         self.categories = self.train_set.categories
+        if config.data.cache_backbone:
+            backbone, stride = self.method.cacheable_backbone(self.network)
+            cache = BackboneCache.open_or_build(
+                self.out / "backbone-cache",
+                self.train_set,
+                backbone,
+                stride,
+                self.device,
+                progress=progress and self.rank == 0,
+            )
+            self.train_set.use_backbone_cache(cache)
 
     # -- set-up ---------------------------------------------------------------------------
     def _load_init(

@@ -107,6 +107,30 @@ def test_pretrained_encoder_starts_from_imagenet_and_its_local_features_read_the
     assert not torch.allclose(aligned.encode(other).features, code.features)
 
 
+def test_the_fused_features_equal_the_stacked_maps_convolved():
+    """Each map's share of the 1x1 convolution taken at its own stride, then upsampled, is
+    the convolution of the upsampled maps stacked (values and gradients)."""
+    from recon_core.models.backbone import FEATURE_CHANNELS
+    from recon_core.models.implicit import PretrainedEncoder
+
+    torch.manual_seed(0)
+    encoder = PretrainedEncoder(16, local_channels=8)
+    maps = {s: torch.randn(2, FEATURE_CHANNELS[s], 48 // s, 48 // s) for s in (2, 4, 8, 16)}
+    for m in maps.values():
+        m.requires_grad_(True)
+    mask = torch.rand(2, 1, 24, 24)
+    fast, slow = encoder.fused(maps, mask), encoder.fused_reference(maps, mask)
+    assert fast.shape == (2, 8, 24, 24)
+    assert torch.allclose(fast, slow, atol=1e-5)
+    weights = torch.randn_like(fast)
+    grads = [
+        torch.autograd.grad((f * weights).sum(), [*maps.values(), encoder.fuse.weight])
+        for f in (fast, slow)
+    ]
+    for a, b in zip(*grads, strict=True):
+        assert torch.allclose(a, b, atol=1e-4, rtol=1e-4)
+
+
 def test_the_structure_generator_can_start_from_imagenet_and_keep_its_early_layers():
     from recon_core.engine import _check_frozen, _freeze
     from recon_core.methods.pointcloud import PointCloudMethod

@@ -14,7 +14,7 @@ import torch
 import torch.nn as nn
 
 from recon_core.colour import ViewEstimate, ViewHint
-from recon_core.config import TrainConfig
+from recon_core.config import ConfigError, TrainConfig
 from recon_core.data import SampleSettings
 from recon_core.extraction import Mesh
 
@@ -154,6 +154,12 @@ class Method(ABC):
     def info(self) -> dict:
         """Method facts saved into checkpoints (e.g. the fixed views)."""
         return {}
+
+    def cacheable_backbone(self, network: nn.Module) -> tuple[nn.Module, int]:
+        """The pretrained backbone of ``network`` whose early layers every stage keeps
+        frozen, and the stride up to which they reach: the maps that
+        `recon_core.feature_cache` may compute once (``data.cache_backbone``)."""
+        raise ConfigError(f"config.data.cache_backbone: the {self.name} method has none")
 
     @abstractmethod
     def generator(

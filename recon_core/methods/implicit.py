@@ -10,7 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from recon_core.config import ImplicitModelConfig
+from recon_core.config import ConfigError, ImplicitModelConfig
 from recon_core.data import SampleSettings
 from recon_core.extraction import (
     CPU_BATCH,
@@ -20,6 +20,7 @@ from recon_core.extraction import (
     extract_mesh,
     latent_field,
 )
+from recon_core.feature_cache import cached_maps
 from recon_core.geometry import FIXED_VIEW_DISTANCE, ORTHO_HALF_EXTENT
 from recon_core.methods.base import Encoded, Generator, Method
 from recon_core.models.implicit import (
@@ -51,6 +52,10 @@ LOWERED_ISO_SHARE = 0.5
 at this share of the field's highest occupancy instead (a thin or uncertain shape: chair
 legs, plants), unless that is below `LOWERED_ISO_FLOOR` (no shape to speak of)."""
 LOWERED_ISO_FLOOR = 0.05
+
+CACHEABLE_STRIDES = (2, 4, 8, 16)
+"""Strides up to which a frozen backbone's maps may be cached (the stride-32 stage feeds
+the global code, which trains)."""
 
 TWO_STAGE_TERMS = ("autoencoder", "latent")
 """Loss terms of IM-NET's two-stage route: a shape autoencoder on the voxel grid, then the
@@ -169,6 +174,26 @@ class ImplicitMethod(Method):
     def build_model(self, pretrained: bool = False) -> nn.Module:
         return build_implicit_network(self.config.model, self.two_stage, pretrained)
 
+    def cacheable_backbone(self, network: nn.Module) -> tuple[nn.Module, int]:
+        encoder = getattr(network, "encoder", None)
+        if not isinstance(encoder, PretrainedEncoder):
+            raise ConfigError("config.data.cache_backbone: needs the efficientnet-lite0 encoder")
+
+        def frozen(name: str, stage) -> bool:
+            return any(name == f or name.startswith(f + ".") for f in stage.frozen)
+
+        backbone, reach = encoder.backbone, 0
+        for stride in CACHEABLE_STRIDES:
+            names = [f"encoder.backbone.{n}" for n in backbone.early_layers(stride)]
+            if all(frozen(n, stage) for n in names for stage in self.config.stages):
+                reach = stride
+        if not reach:
+            raise ConfigError(
+                "config.data.cache_backbone: every stage must freeze the backbone's early "
+                "layers, at least to stride 2 (stages.N.frozen)"
+            )
+        return backbone, reach
+
     def generator(self, model, device, path, info) -> ImplicitGenerator:
         return ImplicitGenerator(self, model, device, path, info)
 
@@ -177,12 +202,15 @@ class ImplicitMethod(Method):
         if weights.get("elevation", 0.0) and not self.viewer_frame:
             raise ValueError("the elevation term needs pixel-aligned features (local_features)")
         if self.viewer_frame:
-            logits, elevation = model(batch["image"], batch["points"], task="aligned")
+            cached = cached_maps(batch)
+            logits, elevation = model(
+                batch["image"], batch["points"], task="aligned", cached=cached
+            )
             terms["occupancy"] = F.binary_cross_entropy_with_logits(logits, batch["occupancy"])
             terms["elevation"] = F.l1_loss(elevation, batch["elevation"])
             return terms
         if weights.get("occupancy", 0.0):
-            logits = model(batch["image"], batch["points"])
+            logits = model(batch["image"], batch["points"], cached=cached_maps(batch))
             terms["occupancy"] = F.binary_cross_entropy_with_logits(logits, batch["occupancy"])
         if weights.get("autoencoder", 0.0):
             logits = model(None, batch["points"], batch["voxels"], task="autoencoder")

@@ -124,16 +124,42 @@ class EfficientNetLite0(nn.Module):
         self.head, self.head_bn = _conv_bn(cin, 1280, 1)
         self.classifier = nn.Linear(1280, classes) if classes else None
 
-    def features(self, image: torch.Tensor) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Feature maps by stride, and the head's 1280-channel map."""
-        h = F.relu6(self.stem_bn(self.stem(image)))
+    def features(
+        self, image: torch.Tensor | None, cached: dict[int, torch.Tensor] | None = None
+    ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
+        """Feature maps by stride, and the head's 1280-channel map. ``cached``: the maps at
+        the strides up to some stride, as `early_features` gave them; the layers that made
+        them are skipped (``image`` is then unused)."""
         taps = {index: stride for stride, index in self._taps.items()}
-        maps = {}
-        for k, block in enumerate(self.blocks):
-            h = block(h)
+        if cached:
+            maps = dict(cached)
+            h, first = cached[max(cached)], self._taps[max(cached)] + 1
+        else:
+            maps, first = {}, 0
+            h = F.relu6(self.stem_bn(self.stem(image)))
+        for k in range(first, len(self.blocks)):
+            h = self.blocks[k](h)
             if k in taps:
                 maps[taps[k]] = h
         return maps, F.relu6(self.head_bn(self.head(h)))
+
+    def early_features(self, image: torch.Tensor, stride: int) -> dict[int, torch.Tensor]:
+        """The feature maps at strides up to ``stride``, running only the layers that make
+        them (`early_layers`)."""
+        if stride not in self._taps or stride == max(self._taps):
+            raise ValueError(f"stride must be one of {sorted(self._taps)[:-1]}, got {stride}")
+        taps = {index: s for s, index in self._taps.items()}
+        maps = {}
+        h = F.relu6(self.stem_bn(self.stem(image)))
+        for k in range(self._taps[stride] + 1):
+            h = self.blocks[k](h)
+            if k in taps:
+                maps[taps[k]] = h
+        return maps
+
+    def early_layers(self, stride: int) -> list[str]:
+        """Names of the layers that make the feature maps up to ``stride``."""
+        return ["stem", "stem_bn", *(f"blocks.{k}" for k in range(self._taps[stride] + 1))]
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
         _, head = self.features(image)

@@ -117,21 +117,47 @@ class PretrainedEncoder(nn.Module):
             self.fuse = nn.Conv2d(fused, local_channels, 1)
             self.elevation = nn.Linear(1280, 1)
 
-    def forward(self, image: torch.Tensor) -> torch.Tensor | PixelCode:
+    def forward(
+        self, image: torch.Tensor, cached: dict[int, torch.Tensor] | None = None
+    ) -> torch.Tensor | PixelCode:
+        """``cached``: the backbone's early feature maps of these pictures
+        (`EfficientNetLite0.early_features`), to skip the layers that make them."""
         alpha = image[:, 3:4]
-        maps, head = self.backbone.features(picture_input(image))
+        if cached:
+            maps, head = self.backbone.features(None, cached)
+        else:
+            maps, head = self.backbone.features(picture_input(image))
         pooled = head.mean(dim=(2, 3))
         latent = self.fc(pooled)
         if self.fuse is None:
             return latent
-        size = maps[_LOCAL_STRIDES[0]].shape[-2:]
-        stacked = [maps[_LOCAL_STRIDES[0]]] + [
-            F.interpolate(maps[s], size=size, mode="bilinear", align_corners=False)
-            for s in _LOCAL_STRIDES[1:]
-        ]
-        mask = F.interpolate(alpha, size=size, mode="area") * 2.0 - 1.0
-        features = self.fuse(torch.cat([*stacked, mask], dim=1))
+        mask = F.interpolate(alpha, size=maps[_LOCAL_STRIDES[0]].shape[-2:], mode="area")
+        features = self.fused(maps, mask)
         return PixelCode(latent, features, self.elevation(pooled)[:, 0])
+
+    def fused(self, maps: dict[int, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """The 1x1 fusing convolution of the maps upsampled to stride 2 and of the mask
+        (B, 1, H/2, W/2), computed as the sum of each map's share taken at its own stride,
+        then upsampled: bilinear upsampling and the per-pixel linear map commute, so this is
+        the same sum without the stacked full-size maps (`fused_reference`)."""
+        shares = self.fuse.weight.split([*(FEATURE_CHANNELS[s] for s in _LOCAL_STRIDES), 1], 1)
+        size = maps[_LOCAL_STRIDES[0]].shape[-2:]
+        out = F.conv2d(maps[_LOCAL_STRIDES[0]], shares[0], self.fuse.bias)
+        out = out + F.conv2d(mask * 2.0 - 1.0, shares[-1])
+        for s, share in zip(_LOCAL_STRIDES[1:], shares[1:-1], strict=True):
+            low = F.conv2d(maps[s], share)
+            out = out + F.interpolate(low, size=size, mode="bilinear", align_corners=False)
+        return out
+
+    def fused_reference(self, maps: dict[int, torch.Tensor], mask: torch.Tensor) -> torch.Tensor:
+        """`fused` as its definition: every map upsampled to stride 2, stacked with the
+        mask, then the 1x1 convolution (slower; for tests)."""
+        size = maps[_LOCAL_STRIDES[0]].shape[-2:]
+        stacked = [
+            F.interpolate(maps[s], size=size, mode="bilinear", align_corners=False)
+            for s in _LOCAL_STRIDES
+        ]
+        return self.fuse(torch.cat([*stacked, mask * 2.0 - 1.0], dim=1))
 
 
 def sample_features(features: torch.Tensor, points: torch.Tensor) -> torch.Tensor:
@@ -320,7 +346,12 @@ class ImplicitNetwork(nn.Module):
         self.decoder = decoder
         self.shape_encoder = shape_encoder
 
-    def encode(self, image: torch.Tensor) -> torch.Tensor | PixelCode:
+    def encode(
+        self, image: torch.Tensor, cached: dict[int, torch.Tensor] | None = None
+    ) -> torch.Tensor | PixelCode:
+        """The pictures' codes; ``cached``: early backbone maps (pretrained encoders)."""
+        if cached:
+            return self.encoder(image, cached)
         return self.encoder(image)
 
     def decode(self, z: torch.Tensor | PixelCode, points: torch.Tensor) -> torch.Tensor:
@@ -336,11 +367,12 @@ class ImplicitNetwork(nn.Module):
         points: torch.Tensor | None,
         voxels: torch.Tensor | None = None,
         task: str = "occupancy",
+        cached: dict[int, torch.Tensor] | None = None,
     ):
         if task == "occupancy":
-            return self.decode(self.encode(image), points)
+            return self.decode(self.encode(image, cached), points)
         if task == "aligned":
-            code = self.encode(image)
+            code = self.encode(image, cached)
             if not isinstance(code, PixelCode):
                 raise ValueError("the aligned task needs a pixel-aligned encoder")
             return self.decode(code, points), code.elevation
