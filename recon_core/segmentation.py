@@ -12,13 +12,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["SegmentationError", "segmentation_weights", "segment", "SEGMENTATION_FILE"]
+__all__ = [
+    "SegmentationError",
+    "segmentation_weights",
+    "use_weights",
+    "load_network",
+    "segment",
+    "segmentation_input",
+    "SEGMENTATION_FILE",
+]
 
 SEGMENTATION_FILE = Path("segmentation") / "u2netp.safetensors"
 """Where the weights lie inside the bundled models folder."""
 
 _LOCK = threading.Lock()
 _NETWORK = {}
+_CHOSEN: list[Path] = []
 
 
 class SegmentationError(RuntimeError):
@@ -26,34 +35,51 @@ class SegmentationError(RuntimeError):
 
 
 def segmentation_weights() -> Path:
-    """The bundled u2netp weights."""
+    """The u2netp weights in use: the bundled ones, unless `use_weights` chose others."""
     from recon_core.registry import bundled_dir
 
-    return bundled_dir() / SEGMENTATION_FILE
+    return _CHOSEN[0] if _CHOSEN else bundled_dir() / SEGMENTATION_FILE
+
+
+def use_weights(path: str | Path | None) -> None:
+    """Segment with the u2netp weights at ``path`` from now on (a fine-tuned candidate,
+    `training.train_segmentation`); None returns to the bundled ones."""
+    with _LOCK:
+        _CHOSEN.clear()
+        if path is not None:
+            _CHOSEN.append(Path(path))
+        _NETWORK.clear()
+
+
+def load_network(path: str | Path):
+    """The u2netp network of the weights file at ``path`` (in inference mode), with the
+    file's metadata; `SegmentationError` naming the file when it is missing or unusable."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from recon_core.models.segmentation import U2NetP
+
+    path = Path(path)
+    if not path.is_file():
+        raise SegmentationError(f"{path}: the segmentation model is missing")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            meta = json.loads((handle.metadata() or {})["recon3d_segmentation"])
+        state = load_file(str(path))
+        network = U2NetP()
+        network.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [type(exc).__name__])[0]
+        raise SegmentationError(f"{path}: unusable segmentation model ({first})") from None
+    return network.eval(), meta
 
 
 def _network():
-    """The network, loaded once per process (on the CPU: it runs once per picture)."""
+    """The network in use, loaded once per process (on the CPU: it runs once per picture)."""
     with _LOCK:
         if "net" not in _NETWORK:
-            from safetensors import safe_open
-            from safetensors.torch import load_file
-
-            from recon_core.models.segmentation import U2NetP
-
-            path = segmentation_weights()
-            if not path.is_file():
-                raise SegmentationError(f"{path}: the segmentation model is missing")
-            try:
-                with safe_open(str(path), framework="pt") as handle:
-                    json.loads((handle.metadata() or {})["recon3d_segmentation"])
-                state = load_file(str(path))
-                network = U2NetP()
-                network.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
-            except Exception as exc:
-                first = (str(exc).splitlines() or [type(exc).__name__])[0]
-                raise SegmentationError(f"{path}: unusable segmentation model ({first})") from None
-            _NETWORK["net"] = network.eval().requires_grad_(False)
+            network, _ = load_network(segmentation_weights())
+            _NETWORK["net"] = network.requires_grad_(False)
         return _NETWORK["net"]
 
 
@@ -65,7 +91,7 @@ def segment(rgb: np.ndarray, longest: int | None = None) -> np.ndarray:
     import torch
     from PIL import Image
 
-    from recon_core.models.segmentation import IMAGENET_MEAN, IMAGENET_STD, SEGMENTATION_SIZE
+    from recon_core.models.segmentation import SEGMENTATION_SIZE
 
     network = _network()
     image = Image.fromarray(np.ascontiguousarray(rgb))
@@ -75,10 +101,8 @@ def segment(rgb: np.ndarray, longest: int | None = None) -> np.ndarray:
         factor = min(height, width) // (2 * SEGMENTATION_SIZE)
         small = image.reduce(factor)
     side = (SEGMENTATION_SIZE, SEGMENTATION_SIZE)
-    array = np.asarray(small.resize(side, Image.Resampling.LANCZOS), dtype=np.float32)
-    array = array / max(float(array.max()), 1.0)
-    array = (array - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    tensor = torch.from_numpy(array.transpose(2, 0, 1).copy())[None]
+    array = np.asarray(small.resize(side, Image.Resampling.LANCZOS))
+    tensor = segmentation_input(array[None])
     with torch.no_grad():
         probability = network(tensor)[0, 0].numpy()
     if longest is not None and max(height, width) > longest:
@@ -86,3 +110,16 @@ def segment(rgb: np.ndarray, longest: int | None = None) -> np.ndarray:
         width, height = max(1, round(width * scale)), max(1, round(height * scale))
     back = Image.fromarray(probability.astype(np.float32), mode="F")
     return np.asarray(back.resize((width, height), Image.Resampling.BILINEAR), dtype=np.float32)
+
+
+def segmentation_input(pictures: np.ndarray):
+    """Pictures (B, S, S, 3) uint8 at the network's side -> its input (B, 3, S, S): each
+    scaled by its own brightest value, then ImageNet's mean and deviation."""
+    import torch
+
+    from recon_core.models.segmentation import IMAGENET_MEAN, IMAGENET_STD
+
+    array = pictures.astype(np.float32)
+    array /= np.maximum(array.max(axis=(1, 2, 3), keepdims=True), 1.0)
+    array = (array - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
+    return torch.from_numpy(array.transpose(0, 3, 1, 2).copy())

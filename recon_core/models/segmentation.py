@@ -120,6 +120,11 @@ class U2NetP(nn.Module):
         self.fuse = nn.Conv2d(6, 1, 1)
 
     def forward(self, image: torch.Tensor) -> torch.Tensor:
+        return torch.sigmoid(self.logits(image)[0])
+
+    def logits(self, image: torch.Tensor) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """The fused logit (B, 1, H, W) and the six side logits it fuses (finest first),
+        which U^2-Net's training supervises too."""
         stages, h = [], image
         for k, stage in enumerate(self.encoder):
             if k:
@@ -136,4 +141,4 @@ class U2NetP(nn.Module):
         sides = [first] + [
             _up(side(d), first) for side, d in zip(self.sides[1:], decoded[1:], strict=True)
         ]
-        return torch.sigmoid(self.fuse(torch.cat(sides, dim=1)))
+        return self.fuse(torch.cat(sides, dim=1)), sides

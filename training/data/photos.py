@@ -23,10 +23,58 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "make_photo", "BACKGROUNDS"]
+__all__ = ["main", "make_photo", "BACKGROUNDS", "TRAIN_BACKGROUNDS"]
 
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "astronaut", "brick", "grass", "gravel", "camera")
-"""scikit-image's photographs the backgrounds are cut from (scenes, a person, textures)."""
+"""scikit-image's photographs the backgrounds of the photo-like test sets are cut from
+(scenes, a person, textures)."""
+
+TRAIN_BACKGROUNDS = (
+    "stereo_motorcycle",
+    "hubble_deep_field",
+    "immunohistochemistry",
+    "retina",
+    "colorwheel",
+    "coins",
+    "moon",
+    "page",
+    "text",
+    "clock",
+    "cell",
+    "gradient",
+    "noise",
+    "stripes",
+)
+"""Backgrounds for training on photo-like pictures (`training.train_segmentation`), none of
+`BACKGROUNDS`: scikit-image's other photographs, and drawn ones (a smooth colour gradient,
+smoothed colour noise, stripes), as walls, floors and fabrics are."""
+
+_DRAWN = ("gradient", "noise", "stripes")
+
+
+def _drawn(rng: np.random.Generator, name: str) -> np.ndarray:
+    """A drawn background (SIZE, SIZE, 3) float in [0, 255]."""
+    from scipy import ndimage
+
+    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    a, b = rng.uniform(0, 255, size=(2, 3))
+    if name == "gradient":
+        angle = rng.uniform(0, 2 * np.pi)
+        t = (np.cos(angle) * x + np.sin(angle) * y)[..., None]
+        t = (t - t.min()) / max(float(np.ptp(t)), 1e-6)
+        return a * (1 - t) + b * t
+    if name == "noise":
+        noise = rng.normal(size=(SIZE, SIZE, 3))
+        sigma = rng.uniform(2, 24)
+        noise = ndimage.gaussian_filter(noise, (sigma, sigma, 0))
+        noise = (noise - noise.mean()) / max(float(noise.std()), 1e-6)
+        return np.clip((a + b) / 2 + 40 * noise, 0, 255)
+    period = rng.uniform(0.03, 0.3)
+    angle = rng.uniform(0, np.pi)
+    phase = (np.cos(angle) * x + np.sin(angle) * y) / period
+    t = (np.sin(2 * np.pi * phase) > 0)[..., None].astype(np.float64)
+    return a * (1 - t) + b * t
+
 
 SIZE = 320
 """Side of each photo in pixels."""
@@ -37,7 +85,14 @@ def _background(rng: np.random.Generator, name: str) -> np.ndarray:
     import skimage.data
     from PIL import Image
 
+    if name in _DRAWN:
+        return _drawn(rng, name)
     photo = getattr(skimage.data, name)()
+    if isinstance(photo, tuple):  # a stereo pair: its left picture
+        photo = photo[0]
+    photo = np.asarray(photo)
+    if photo.dtype == bool:
+        photo = photo.astype(np.uint8) * 255
     if photo.ndim == 2:
         photo = np.repeat(photo[..., None], 3, axis=2)
     height, width = photo.shape[:2]
@@ -77,13 +132,14 @@ def make_photo(
     rng: np.random.Generator,
     clutter: np.ndarray | None = None,
     background: str | None = None,
+    backgrounds: tuple[str, ...] = BACKGROUNDS,
 ):
     """A photo-like picture (SIZE, SIZE, 3) uint8 of ``render`` on a photograph, and its
     truth mask (SIZE, SIZE) bool. ``clutter``: another render, put behind it at the edge;
-    ``background``: one of `BACKGROUNDS` (default: drawn)."""
+    ``background``: the one to use (default: drawn from ``backgrounds``)."""
     from scipy import ndimage
 
-    drawn = str(rng.choice(BACKGROUNDS))
+    drawn = str(rng.choice(backgrounds))
     picture = _background(rng, background or drawn)
     if clutter is not None:
         colour, alpha = _placed(clutter, rng, (0.3, 0.5), edge=True)
@@ -113,12 +169,25 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--report", type=Path, help="folder for the mask report")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--clutter", type=float, default=0.3, help="share of photos with clutter")
+    parser.add_argument(
+        "--segmentation",
+        type=Path,
+        help="u2netp weights to report on instead of the bundled ones "
+        "(a fine-tuned candidate, training.train_segmentation)",
+    )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     from PIL import Image
 
     from recon_core.data import DatasetError, read_index, read_record
     from recon_core.files import atomic_write_bytes
     from recon_core.picture import PictureError, read_picture
+    from recon_core.segmentation import use_weights
+
+    if args.segmentation is not None:
+        if not args.segmentation.is_file():
+            print(f"error: {args.segmentation}: no such file", file=sys.stderr)
+            return 2
+        use_weights(args.segmentation)
 
     try:
         index = read_index(args.data)

@@ -1,0 +1,170 @@
+"""Fine-tune the bundled segmentation network (u2netp) on photo-like pictures.
+
+    python -m training.train_segmentation --data data/bundled --out runs/segmentation
+    python -m training.train_segmentation --data data/bundled --out runs/segmentation --resume
+    python -m training.data.photos --data data/sweethome3d --split val --out data/photos-val \\
+        --report reports/photos-val-tuned --segmentation runs/segmentation/u2netp.safetensors
+
+Each picture is made as the photo-like test sets make theirs (`training.data.photos`): a
+training-split render scaled and placed on a background, relit, shadowed, now and then
+with another object behind it at the edge, saved as a JPEG half of the time, mirrored half
+of the time. The backgrounds are `TRAIN_BACKGROUNDS`, none of those the test sets use. The
+truth is the render's alpha: the object in front, whatever else stands out. The loss is
+U^2-Net's: binary cross-entropy on the fused output and on each side output.
+
+Every sample is a pure function of (seed, step, slot), so a resumed run draws what the
+uninterrupted one would have. RUN/state.pt holds the step, the weights and the optimiser
+(every ``--checkpoint-every`` steps and at the end, written whole or not at all);
+RUN/u2netp.safetensors is the network in the bundled file's layout, its credit kept and
+what it was fine-tuned on added: copy it to blender_addon/models/segmentation/ to ship it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import sys
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+
+__all__ = ["main", "training_picture"]
+
+
+def training_picture(renders: list[np.ndarray], rng: np.random.Generator, clutter: float):
+    """One photo-like training picture (SIZE, SIZE, 3) uint8 and its truth (SIZE, SIZE)
+    bool, from a list of RGBA renders (each (V, H, W, 4))."""
+    from PIL import Image
+
+    from training.data.photos import TRAIN_BACKGROUNDS, make_photo
+
+    k = int(rng.integers(len(renders)))
+    render = renders[k][rng.integers(len(renders[k]))]
+    behind = None
+    if len(renders) > 1 and rng.random() < clutter:
+        other = int(rng.integers(len(renders) - 1))
+        other += other >= k
+        behind = renders[other][rng.integers(len(renders[other]))]
+    picture, truth = make_photo(render, rng, behind, backgrounds=TRAIN_BACKGROUNDS)
+    if rng.random() < 0.5:
+        picture, truth = picture[:, ::-1], truth[:, ::-1]
+    if rng.random() < 0.5:
+        buffer = io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(picture)).save(
+            buffer, format="JPEG", quality=int(rng.integers(70, 96))
+        )
+        picture = np.asarray(Image.open(buffer).convert("RGB"))
+    return np.ascontiguousarray(picture), np.ascontiguousarray(truth)
+
+
+def _save_network(path: Path, network, meta: dict) -> None:
+    from safetensors.torch import save
+
+    from recon_core.files import atomic_write_bytes
+
+    state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    blob = save(state, metadata={"recon3d_segmentation": json.dumps(meta)})
+    atomic_write_bytes(path, lambda handle: handle.write(blob))
+
+
+def _save_state(path: Path, step: int, network, optimizer) -> None:
+    import torch
+
+    from recon_core.files import atomic_write_bytes
+
+    state = {"step": step, "model": network.state_dict(), "optim": optimizer.state_dict()}
+    atomic_write_bytes(path, lambda handle: torch.save(state, handle))
+
+
+def main(argv: Iterable[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m training.train_segmentation",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--data", type=Path, required=True, help="prepared dataset")
+    parser.add_argument("--out", type=Path, required=True, help="run folder")
+    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--clutter", type=float, default=0.3, help="share with clutter")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--checkpoint-every", type=int, default=50)
+    parser.add_argument("--resume", action="store_true", help="continue the run in --out")
+    parser.add_argument("--init", type=Path, help="u2netp weights to start from (default: bundled)")
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    import torch
+    import torch.nn.functional as F
+
+    from recon_core.data import DatasetError, read_index, read_record
+    from recon_core.segmentation import (
+        SegmentationError,
+        load_network,
+        segmentation_input,
+        segmentation_weights,
+    )
+    from training.data.photos import TRAIN_BACKGROUNDS
+
+    if args.steps < 1 or args.batch < 1:
+        print("error: --steps and --batch must be at least 1", file=sys.stderr)
+        return 2
+    state_path, out_path = args.out / "state.pt", args.out / "u2netp.safetensors"
+    if (state_path.exists()) != args.resume:
+        why = "holds a run; pass --resume" if state_path.exists() else "holds no run to resume"
+        print(f"error: {args.out}: {why}", file=sys.stderr)
+        return 2
+    source = args.init or segmentation_weights()
+    try:
+        index = read_index(args.data)
+        network, source_meta = load_network(source)
+    except (DatasetError, SegmentationError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    records = [r for r in index["records"] if r["split"] == "train"]
+    if not records:
+        print(f"error: {args.data}: no records in the train split", file=sys.stderr)
+        return 2
+    renders = [read_record(args.data / r["file"], ["renders"])[0]["renders"] for r in records]
+    optimizer = torch.optim.Adam(network.parameters(), lr=args.lr)
+    step = 0
+    if args.resume:
+        saved = torch.load(state_path, map_location="cpu", weights_only=True)
+        network.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optim"])
+        step = int(saved["step"])
+    tuned = {"data": str(args.data), "records": len(records), "batch": args.batch}
+    tuned.update(lr=args.lr, seed=args.seed, backgrounds=list(TRAIN_BACKGROUNDS))
+    network.train()
+    tick, done = time.perf_counter(), 0
+    while step < args.steps:
+        pictures, truths = [], []
+        for slot in range(args.batch):
+            rng = np.random.default_rng([args.seed, step, slot])
+            picture, truth = training_picture(renders, rng, args.clutter)
+            pictures.append(picture)
+            truths.append(truth)
+        image = segmentation_input(np.stack(pictures))
+        target = torch.from_numpy(np.stack(truths)[:, None].astype(np.float32))
+        fused, sides = network.logits(image)
+        loss = sum(F.binary_cross_entropy_with_logits(x, target) for x in [fused, *sides])
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        step, done = step + 1, done + args.batch
+        if step % 10 == 0 or step == args.steps:
+            rate = done / max(time.perf_counter() - tick, 1e-9)
+            tick, done = time.perf_counter(), 0
+            print(f"step {step}: loss {loss.item():.4f} ({rate:.2f} pictures/s)", flush=True)
+        if step % args.checkpoint_every == 0 or step == args.steps:
+            _save_state(state_path, step, network, optimizer)
+            meta = dict(source_meta, fine_tuned=dict(tuned, steps=step))
+            _save_network(out_path, network, meta)
+    print(f"{out_path}: u2netp fine-tuned for {step} steps")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
