@@ -75,10 +75,14 @@ def load_network(path: str | Path):
 
 
 def _network():
-    """The network in use, loaded once per process (on the CPU: it runs once per picture)."""
+    """The network in use, loaded once per process (on the CPU: it runs once per picture),
+    its weights in channels-last layout (1.3 times faster on the CPU, docs/benchmarks.md)."""
+    import torch
+
     with _LOCK:
         if "net" not in _NETWORK:
             network, _ = load_network(segmentation_weights())
+            network = network.to(memory_format=torch.channels_last)
             _NETWORK["net"] = network.requires_grad_(False)
         return _NETWORK["net"]
 
@@ -113,8 +117,9 @@ def segment(rgb: np.ndarray, longest: int | None = None) -> np.ndarray:
 
 
 def segmentation_input(pictures: np.ndarray):
-    """Pictures (B, S, S, 3) uint8 at the network's side -> its input (B, 3, S, S): each
-    scaled by its own brightest value, then ImageNet's mean and deviation."""
+    """Pictures (B, S, S, 3) uint8 at the network's side -> its input (B, 3, S, S), in
+    channels-last layout: each scaled by its own brightest value, then ImageNet's mean and
+    deviation."""
     import torch
 
     from recon_core.models.segmentation import IMAGENET_MEAN, IMAGENET_STD
@@ -122,4 +127,4 @@ def segmentation_input(pictures: np.ndarray):
     array = pictures.astype(np.float32)
     array /= np.maximum(array.max(axis=(1, 2, 3), keepdims=True), 1.0)
     array = (array - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
-    return torch.from_numpy(array.transpose(0, 3, 1, 2).copy())
+    return torch.from_numpy(array).permute(0, 3, 1, 2)  # (B, H, W, C) memory: channels-last
