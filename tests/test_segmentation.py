@@ -175,3 +175,48 @@ def test_training_pictures_cut_out_the_front_object_on_held_out_backgrounds():
         picture, truth = training_picture([render, other], np.random.default_rng(seed), 1.0)
         assert picture.shape == (320, 320, 3) and picture.dtype == np.uint8
         assert truth.shape == (320, 320) and 0.05 < truth.mean() < 0.6
+
+
+def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_path):
+    """Photo-like pictures of a split, evaluated as `recon3d` reads them: with the network's
+    mask every photo is cut out and a model that draws the same shape whatever the picture
+    scores exactly as from the renders; asked for an alpha channel that JPEGs lack, every
+    shape scores empty and says why; photos of other shapes are refused."""
+    import json
+
+    from helpers import octahedron_model
+
+    from recon_core.data import DatasetError
+    from training.data import photos
+    from training.reports.evaluate import evaluate
+
+    model = octahedron_model(tmp_path / "octahedron.safetensors")
+    folder = tmp_path / "photos"
+    argv = ["--data", str(tiny_dataset), "--split", "train", "--out", str(folder)]
+    assert photos.main(argv) == 0
+    options = dict(device="cpu", progress=False)
+    clean = evaluate(model, tiny_dataset, "train", tmp_path / "clean", 32, **options)
+    cut = evaluate(model, tiny_dataset, "train", tmp_path / "cut", 32, photos=folder, **options)
+    shapes = len(clean["per_shape"])
+    assert cut["photos"] == str(folder) and cut["photo_errors"] == 0
+    assert {r["mask_source"] for r in cut["per_shape"]} == {"segment"}
+    for a, b in zip(clean["per_shape"], cut["per_shape"], strict=True):
+        assert a["id"] == b["id"] and a["iou"] == pytest.approx(b["iou"])
+    alpha = evaluate(
+        model,
+        tiny_dataset,
+        "train",
+        tmp_path / "a",
+        32,
+        photos=folder,
+        background="alpha",
+        **options,
+    )
+    assert alpha["photo_errors"] == shapes
+    assert all("has no transparent pixels" in r["photo_error"] for r in alpha["per_shape"])
+    assert all(r["iou"] == 0.0 for r in alpha["per_shape"])
+    listed = json.loads((folder / "index.json").read_text())
+    listed["photos"] = listed["photos"][1:]
+    (folder / "index.json").write_text(json.dumps(listed))
+    with pytest.raises(DatasetError, match=f"{folder}: no photo of 1 of the {shapes} shapes"):
+        evaluate(model, tiny_dataset, "train", tmp_path / "b", 32, photos=folder, **options)

@@ -11,6 +11,16 @@ extracted mesh. Point-cloud models: prediction -> truth and truth -> prediction 
 x100 and F-scores. Two-stage implicit models (IM-NET's route) with ``--shape-codes``: the
 shape autoencoder's code of each record's voxel grid instead of the picture's, what a perfect
 image encoder would give; the gap to the pictures' figures is the image encoder's.
+
+With ``--photos DIR`` (photo-like pictures of the split's renders, `training.data.photos`)
+each shape's input is its photo, cut out as ``recon3d reconstruct`` cuts it out
+(``--background``, default auto: the segmentation network), instead of its transparent
+render; `training.reports.compare` against the renders' report gives what the photo costs,
+shape by shape:
+
+    python -m training.data.photos --data DATA --split val --out PHOTOS
+    python -m training.reports.evaluate --model implicit --data DATA --split val \
+        --photos PHOTOS --report REPORT-photos
 """
 
 from __future__ import annotations
@@ -37,6 +47,8 @@ from recon_core.data import (
 )
 from recon_core.extraction import ExtractionError, Mesh, iso_level_logit
 from recon_core.metrics import iou, pointcloud_metrics, surface_metrics
+from recon_core.picture import PictureError, read_picture
+from recon_core.request import BACKGROUNDS
 from recon_core.visualize import depth_image, hstack
 
 __all__ = ["PER_SHAPE_LABELS", "main", "evaluate", "cell"]
@@ -105,6 +117,8 @@ def evaluate(
     fit: bool = False,
     shape_codes: bool = False,
     placement: str = "camera",
+    photos: Path | None = None,
+    background: str = "auto",
 ) -> dict:
     """Metrics of the model on ``split`` of ``data``; with ``retrieval`` (the training
     dataset), the same metrics for the retrieval baseline on the same inputs.
@@ -120,7 +134,10 @@ def evaluate(
     the result into the object frame with the render's camera (the shape alone is
     measured); ``user`` takes the result as the user gets it (upright by the estimated
     elevation, normalised) and only turns it about +Z by the render's azimuth, which the
-    object frame fixes and the user's result need not."""
+    object frame fixes and the user's result need not. ``photos``: a folder written by
+    `training.data.photos` from ``view`` 0 of this split's renders; each shape's input is
+    its photo, its mask found as ``background`` says (a photo without a usable mask scores
+    as an empty result)."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -157,25 +174,38 @@ def evaluate(
         records = records[:limit]
     if not records:
         raise DatasetError(f"{data}: no records in the {split} split")
+    photo_of = _photos_of(photos, records, view) if photos is not None else {}
     rng = np.random.default_rng(0)
     per_shape, rows = [], defaultdict(list)
     for entry in tqdm(records, desc="evaluating", unit="shape", disable=not progress):
         arrays, meta = read_record(data / entry["file"])
+        result = {"id": entry["id"], "category": entry["category"]}
+        shown = arrays["renders"][view]  # the input as the sheet shows it
         if shape_codes:
             encoded = _shape_code(reconstructor, arrays, index)
+        elif photos is not None:
+            try:
+                picture = read_picture(photo_of[entry["id"]], background=background)
+                encoded = reconstructor.encode_picture(picture)
+                result["mask_source"] = picture.mask_source
+                shown = picture.framed(shown.shape[0])
+            except PictureError as exc:
+                encoded, result["photo_error"] = None, str(exc)
         else:
             encoded = reconstructor.encode(arrays["renders"][view])
         if view_hint:
             reconstructor.view = simulated_hint(arrays["render_extrinsics"][view])
-        if fit:
-            encoded.framed = arrays["renders"][view]  # already framed as pictures are
+        if fit and encoded is not None:
+            if photos is None:
+                encoded.framed = arrays["renders"][view]  # already framed as pictures are
             encoded = reconstructor.fit_silhouette(encoded)
-        result = {"id": entry["id"], "category": entry["category"]}
         extrinsics, intrinsic = arrays["fixed_extrinsics"], arrays["fixed_intrinsics"]
         size = arrays["fixed_depth"].shape[-1]
         if method == "implicit":
             points, labels = _uniform_samples(arrays, meta)
             try:
+                if encoded is None:
+                    raise ExtractionError(result["photo_error"])
                 user = placement == "user"
                 mesh, stats = reconstructor.mesh(
                     encoded, resolution, iso, lower_iso=lower_iso, upright=user
@@ -208,28 +238,20 @@ def evaluate(
                     _fixed_depth_of_mesh(mesh, extrinsics[v], intrinsic, size) for v in (0, 4)
                 ]
         else:
-            import torch
-
-            from recon_core.fusion import pseudo_render
-
-            cloud = reconstructor.points(encoded)
-            result.update(pointcloud_metrics(cloud, arrays["surface_points"]))
-            rendered = pseudo_render(
-                torch.as_tensor(cloud)[None],
-                torch.zeros(1, len(cloud)),
-                torch.as_tensor(extrinsics[[0, 4]])[None],
-                intrinsic,
-                size,
-                1,
-            )
-            depths = [rendered.depth[0, k].numpy() for k in range(2)]
+            if encoded is None:
+                result.update(pointcloud_metrics(np.zeros((0, 3)), arrays["surface_points"]))
+                depths = [np.zeros((size, size), np.float32)] * 2
+            else:
+                cloud = reconstructor.points(encoded)
+                result.update(pointcloud_metrics(cloud, arrays["surface_points"]))
+                depths = _fixed_depths_of_cloud(cloud, extrinsics, intrinsic, size)
         per_shape.append(result)
         if baseline is not None:
             per_shape_baseline.append(
                 _retrieval_result(baseline, arrays, meta, entry, view, method)
             )
         if len(rows[entry["category"]]) < sheet_per_category:
-            rgba = arrays["renders"][view].astype(np.float32) / 255.0
+            rgba = shown.astype(np.float32) / 255.0
             alpha = rgba[..., 3:4]
             picture = ((rgba[..., :3] * alpha + 1 - alpha) * 255).astype(np.uint8)
             tiles = [
@@ -259,7 +281,11 @@ def evaluate(
         view_hint=view_hint,
         fit_silhouette=fit,
         shape_codes=shape_codes,
+        photos=None if photos is None else str(photos),
+        background=background if photos is not None else None,
     )
+    if photos is not None:
+        metrics["photo_errors"] = sum("photo_error" in r for r in per_shape)
     report.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=1).encode("utf-8")
     atomic_write_bytes(report / "metrics.json", lambda handle: handle.write(text))
@@ -269,6 +295,44 @@ def evaluate(
     Image.fromarray(sheet).save(report / "sheet.png")
     Image.fromarray(_method_sheet(reconstructor, data, split)).save(report / "views.png")
     return metrics
+
+
+def _fixed_depths_of_cloud(cloud: np.ndarray, extrinsics, intrinsic, size: int) -> list:
+    """The point cloud's depth at fixed views 0 and 4, for the report's sheet."""
+    import torch
+
+    from recon_core.fusion import pseudo_render
+
+    rendered = pseudo_render(
+        torch.as_tensor(cloud)[None],
+        torch.zeros(1, len(cloud)),
+        torch.as_tensor(extrinsics[[0, 4]])[None],
+        intrinsic,
+        size,
+        1,
+    )
+    return [rendered.depth[0, k].numpy() for k in range(2)]
+
+
+def _photos_of(photos: Path, records: list[dict], view: int) -> dict:
+    """Each record's photo in the folder ``photos`` written by `training.data.photos`;
+    DatasetError when the folder is not such a folder or lacks one of the records."""
+    if view != 0:
+        raise DatasetError(f"{photos}: photos are made from view 0; drop --view {view}")
+    try:
+        listed = json.loads((photos / "index.json").read_text(encoding="utf-8"))["photos"]
+        found = {entry["id"]: photos / entry["photo"] for entry in listed}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(
+            f"{photos}: not a folder of photos written by training.data.photos ({exc})"
+        ) from None
+    missing = [r["id"] for r in records if r["id"] not in found]
+    if missing:
+        raise DatasetError(
+            f"{photos}: no photo of {len(missing)} of the {len(records)} shapes "
+            f"(first: {missing[0]}); make the photos from the same data and split"
+        )
+    return found
 
 
 def _placed_by_the_camera(mesh: Mesh, arrays, view: int) -> Mesh:
@@ -397,7 +461,9 @@ def cell(value: float | None, digits: int = 4) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-PER_SHAPE_LABELS = frozenset({"id", "category", "retrieved", "lowered_iso"})
+PER_SHAPE_LABELS = frozenset(
+    {"id", "category", "retrieved", "lowered_iso", "mask_source", "photo_error"}
+)
 """Keys of a per-shape result that name or describe the shape rather than score it."""
 
 
@@ -520,6 +586,18 @@ def main(argv: Iterable[str] | None = None) -> int:
         "the object frame with the render's camera (camera), or take it as the user gets it, "
         "upright by the estimated elevation, turned only by the render's azimuth (user)",
     )
+    parser.add_argument(
+        "--photos",
+        type=Path,
+        help="folder written by training.data.photos from this split: each shape's input is "
+        "its photo-like picture, cut out as recon3d does, instead of its transparent render",
+    )
+    parser.add_argument(
+        "--background",
+        choices=BACKGROUNDS,
+        default="auto",
+        help="with --photos: where each photo's mask comes from, as recon3d's --background",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
     try:
         metrics = evaluate(
@@ -540,6 +618,8 @@ def main(argv: Iterable[str] | None = None) -> int:
             fit=args.fit_silhouette,
             shape_codes=args.shape_codes,
             placement=args.placement,
+            photos=args.photos,
+            background=args.background,
         )
     except (CheckpointError, DatasetError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
