@@ -156,6 +156,8 @@ def evaluate(
         )
     if shape_codes and fit:
         raise ValueError("--shape-codes measures the autoencoder's codes: drop --fit-silhouette")
+    if shape_codes and photos is not None:
+        raise ValueError("--shape-codes measures the autoencoder's codes: drop --photos")
     index = read_index(data)
     if method == "pointcloud":
         data_views = np.asarray(index["fixed_views"]["extrinsics"], dtype=np.float32)
