@@ -188,6 +188,7 @@ def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_
 
     from recon_core.data import DatasetError
     from training.data import photos
+    from training.reports import figures
     from training.reports.evaluate import evaluate
 
     model = octahedron_model(tmp_path / "octahedron.safetensors")
@@ -215,6 +216,13 @@ def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_
     assert alpha["photo_errors"] == shapes
     assert all("has no transparent pixels" in r["photo_error"] for r in alpha["per_shape"])
     assert all(r["iou"] == 0.0 for r in alpha["per_shape"])
+    figure = tmp_path / "masks.png"
+    assert figures.main(["masks", "--photos", str(folder), "--out", str(figure)]) == 0
+    grid = np.asarray(Image.open(figure))
+    assert grid.shape == (2 * 160, 3 * 2 * 160, 3)  # 6 photos, 3 pairs a row
+    yellow = (grid[..., 0] == 255) & (grid[..., 1] == 230) & (grid[..., 2] == 0)
+    assert yellow[:160, 160:320].mean() > 0.02  # the first photo's object, found
+    assert figures.main(["masks", "--photos", str(tmp_path), "--out", str(figure)]) == 1
     listed = json.loads((folder / "index.json").read_text())
     listed["photos"] = listed["photos"][1:]
     (folder / "index.json").write_text(json.dumps(listed))

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "make_photo", "BACKGROUNDS", "TRAIN_BACKGROUNDS"]
+__all__ = ["main", "make_photo", "read_photos", "BACKGROUNDS", "TRAIN_BACKGROUNDS"]
 
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "astronaut", "brick", "grass", "gravel", "camera")
 """scikit-image's photographs the backgrounds of the photo-like test sets are cut from
@@ -151,6 +151,24 @@ def make_photo(
     light = rng.uniform(0.8, 1.15) * rng.uniform(0.92, 1.08, size=3)
     picture = picture * (1 - alpha[..., None]) + np.clip(colour * light, 0, 255) * alpha[..., None]
     return np.clip(picture, 0, 255).round().astype(np.uint8), alpha > 0.5
+
+
+def read_photos(folder: Path) -> list[dict]:
+    """The photos a folder written by this module lists, each {id, category, photo, truth,
+    clutter} with ``photo`` and ``truth`` as paths; DatasetError naming the folder when it
+    is not such a folder."""
+    from recon_core.data import DatasetError
+
+    try:
+        listed = json.loads((folder / "index.json").read_text(encoding="utf-8"))["photos"]
+        return [
+            dict(entry, photo=folder / entry["photo"], truth=folder / entry["truth"])
+            for entry in listed
+        ]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise DatasetError(
+            f"{folder}: not a folder of photos written by training.data.photos ({exc})"
+        ) from None
 
 
 def _iou(a: np.ndarray, b: np.ndarray) -> float:

@@ -321,13 +321,9 @@ def _photos_of(photos: Path, records: list[dict], view: int) -> dict:
     DatasetError when the folder is not such a folder or lacks one of the records."""
     if view != 0:
         raise DatasetError(f"{photos}: photos are made from view 0; drop --view {view}")
-    try:
-        listed = json.loads((photos / "index.json").read_text(encoding="utf-8"))["photos"]
-        found = {entry["id"]: photos / entry["photo"] for entry in listed}
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise DatasetError(
-            f"{photos}: not a folder of photos written by training.data.photos ({exc})"
-        ) from None
+    from training.data.photos import read_photos
+
+    found = {entry["id"]: entry["photo"] for entry in read_photos(photos)}
     missing = [r["id"] for r in records if r["id"] not in found]
     if missing:
         raise DatasetError(

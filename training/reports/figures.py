@@ -19,6 +19,13 @@ model's mesh, the nearest training shape by IoU and the truth, each with its IoU
 ``consistency``: for the first shapes of a prepared dataset, a point-cloud model's input
 render, its cloud with every positive-mask point, the cloud the fixed views' silhouettes
 agree on (`recon3d reconstruct --consistency 0`), and the true surface points.
+
+``masks``: the first photo-like pictures of a folder written by `training.data.photos`, each
+beside the segmentation network's mask against the truth (yellow: both, red: the network
+only, green: the truth only) and its IoU; ``--segmentation FILE`` shows other u2netp weights
+(a fine-tuned candidate, `training.train_segmentation`) than the bundled ones.
+
+    python -m training.reports.figures masks --photos data/photos-val --out docs/photos_masks.png
 """
 
 from __future__ import annotations
@@ -30,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["resolutions", "consistency", "nearest", "main"]
+__all__ = ["resolutions", "consistency", "nearest", "masks", "main"]
 
 _SIZE = 256
 
@@ -150,13 +157,44 @@ def nearest(model: str, data: Path, oracle: Path, shapes: list[str]) -> np.ndarr
     return np.concatenate(rows, axis=0)
 
 
+def masks(photos: Path, count: int = 12, per_row: int = 3, tile: int = 160) -> np.ndarray:
+    """Grid of the first ``count`` photos of ``photos``, each beside the network's mask
+    coloured against the truth, its mask IoU written in the corner."""
+    from PIL import Image, ImageDraw
+
+    from recon_core.picture import PictureError, read_picture
+    from training.data.photos import read_photos
+
+    pairs = []
+    for entry in read_photos(photos)[:count]:
+        truth = np.asarray(Image.open(entry["truth"]).convert("L")) > 127
+        try:
+            found = read_picture(entry["photo"], background="segment").mask
+        except PictureError:  # nothing stands out: an empty mask
+            found = np.zeros_like(truth)
+        overlay = np.zeros((*truth.shape, 3), np.uint8)
+        overlay[found & truth] = (255, 230, 0)
+        overlay[found & ~truth] = (230, 0, 0)
+        overlay[~found & truth] = (0, 210, 0)
+        score = (found & truth).sum() / max((found | truth).sum(), 1)
+        shown = Image.fromarray(overlay).resize((tile, tile), Image.Resampling.NEAREST)
+        ImageDraw.Draw(shown).text((4, 4), f"IoU {score:.2f}", fill=(255, 255, 255))
+        picture = Image.open(entry["photo"]).convert("RGB").resize((tile, tile))
+        pairs.append(np.concatenate([np.asarray(picture), np.asarray(shown)], axis=1))
+    if not pairs:
+        raise ValueError(f"{photos}: lists no photos")
+    pairs += [np.zeros_like(pairs[0])] * (-len(pairs) % per_row)
+    rows = [np.concatenate(pairs[k : k + per_row], axis=1) for k in range(0, len(pairs), per_row)]
+    return np.concatenate(rows, axis=0)
+
+
 def main(argv: Iterable[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m training.reports.figures",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("figure", choices=["resolutions", "consistency", "nearest"])
+    parser.add_argument("figure", choices=["resolutions", "consistency", "nearest", "masks"])
     parser.add_argument("--picture", type=Path, default=Path("examples/sofa.png"))
     parser.add_argument("--model", help="default: implicit (resolutions), pointcloud")
     parser.add_argument("--data", type=Path, help="consistency, nearest: a prepared dataset")
@@ -164,6 +202,12 @@ def main(argv: Iterable[str] | None = None) -> int:
         "--oracle", type=Path, help="nearest: a training.reports.oracle report folder"
     )
     parser.add_argument("--shapes", nargs="+", default=[], help="nearest: shape ids")
+    parser.add_argument(
+        "--photos", type=Path, help="masks: a folder written by training.data.photos"
+    )
+    parser.add_argument(
+        "--segmentation", type=Path, help="masks: u2netp weights instead of the bundled ones"
+    )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(None if argv is None else list(argv))
     from PIL import Image
@@ -175,6 +219,16 @@ def main(argv: Iterable[str] | None = None) -> int:
             if args.data is None or args.oracle is None or not args.shapes:
                 parser.error("nearest needs --data, --oracle and --shapes")
             image = nearest(args.model or "implicit", args.data, args.oracle, args.shapes)
+        elif args.figure == "masks":
+            if args.photos is None:
+                parser.error("masks needs --photos")
+            from recon_core.segmentation import use_weights
+
+            if args.segmentation is not None:
+                if not args.segmentation.is_file():
+                    raise ValueError(f"{args.segmentation}: no such file")
+                use_weights(args.segmentation)
+            image = masks(args.photos)
         else:
             if args.data is None:
                 parser.error("consistency needs --data")
