@@ -200,6 +200,7 @@ def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_
     cut = evaluate(model, tiny_dataset, "train", tmp_path / "cut", 32, photos=folder, **options)
     shapes = len(clean["per_shape"])
     assert cut["photos"] == str(folder) and cut["photo_errors"] == 0
+    assert cut["segmentation"].endswith("u2netp.safetensors")
     assert {r["mask_source"] for r in cut["per_shape"]} == {"segment"}
     for a, b in zip(clean["per_shape"], cut["per_shape"], strict=True):
         assert a["id"] == b["id"] and a["iou"] == pytest.approx(b["iou"])

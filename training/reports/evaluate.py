@@ -287,6 +287,9 @@ def evaluate(
         background=background if photos is not None else None,
     )
     if photos is not None:
+        from recon_core.segmentation import segmentation_weights
+
+        metrics["segmentation"] = str(segmentation_weights())
         metrics["photo_errors"] = sum("photo_error" in r for r in per_shape)
     report.mkdir(parents=True, exist_ok=True)
     text = json.dumps(metrics, indent=1).encode("utf-8")
@@ -596,7 +599,21 @@ def main(argv: Iterable[str] | None = None) -> int:
         default="auto",
         help="with --photos: where each photo's mask comes from, as recon3d's --background",
     )
+    parser.add_argument(
+        "--segmentation",
+        type=Path,
+        help="with --photos: u2netp weights to cut them out with instead of the bundled ones "
+        "(a fine-tuned candidate, training.train_segmentation)",
+    )
     args = parser.parse_args(None if argv is None else list(argv))
+    if args.segmentation is not None:
+        from recon_core.segmentation import use_weights
+
+        if args.photos is None or not args.segmentation.is_file():
+            why = "needs --photos" if args.photos is None else "no such file"
+            print(f"error: --segmentation {args.segmentation}: {why}", file=sys.stderr)
+            return 2
+        use_weights(args.segmentation)
     try:
         metrics = evaluate(
             args.model,
