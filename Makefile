@@ -5,7 +5,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .PHONY: venv demo test test-slow test-all lint bench-prepare bench-train bench-pointcloud \
-	bench-implicit bench-inference venv-bpy42 train-smoke bundled-models examples addon clean
+	bench-implicit bench-inference venv-bpy42 train-smoke bundled-models bundled-segmentation \
+	examples addon clean
 
 venv: $(STAMP)
 
@@ -47,6 +48,13 @@ bundled-models: $(STAMP)
 	$(BIN)/python -m training.viewpoint --data $(DATA)/bundled --eval-data $(DATA)/sweethome3d \
 		--attach blender_addon/models/implicit.safetensors \
 		--attach blender_addon/models/pointcloud.safetensors
+
+# The bundled segmentation network: the released u2netp fine-tuned on photo-like pictures of
+# the training renders (about 75 minutes on 2 cores; run after bundled-models prepared the data).
+bundled-segmentation: $(STAMP)
+	$(BIN)/python -m training.train_segmentation --data $(DATA)/bundled \
+		--out $(RUNS)/segmentation --init tests/data/u2netp_released.safetensors
+	cp $(RUNS)/segmentation/u2netp.safetensors blender_addon/models/segmentation/u2netp.safetensors
 
 # The example pictures (renders of test-split shapes; needs the prepared Sweet Home 3D data).
 examples: $(STAMP)

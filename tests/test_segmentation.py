@@ -31,18 +31,25 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_network_reproduces_the_released_models_output():
+    """The released weights as `training.tools.convert_segmentation` converts them (the
+    bundled file is those fine-tuned, `training.train_segmentation`) give onnxruntime's
+    output of the released ONNX file; the bundled file keeps their credit."""
     import torch
 
     from recon_core.models.segmentation import IMAGENET_MEAN, IMAGENET_STD
-    from recon_core.segmentation import _network
+    from recon_core.segmentation import load_network, segmentation_weights
 
     reference = np.load(DATA / "u2netp_reference.npz")  # made by onnxruntime on u2netp.onnx
+    network, released = load_network(DATA / "u2netp_released.safetensors")
     rgb = reference["picture"].astype(np.float32)
     x = rgb / rgb.max()
     x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     with torch.no_grad():
-        out = _network()(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0, 0].numpy()
+        out = network(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0, 0].numpy()
     np.testing.assert_allclose(out[::4, ::4], reference["probability"], atol=1e-4)
+    _, bundled = load_network(segmentation_weights())
+    assert {k: bundled[k] for k in released} == released
+    assert bundled["fine_tuned"]["steps"] > 0
 
 
 def test_a_photo_background_is_cut_out_where_the_plain_estimate_fails(tmp_path):
@@ -154,7 +161,9 @@ def test_fine_tuning_learns_the_composites_resumes_exactly_and_keeps_the_credit(
     assert not torch.equal(a.fuse.weight, bundled.fuse.weight)  # it did train
     assert meta["fine_tuned"]["steps"] == 3
     assert meta["fine_tuned"]["backgrounds"] == list(TRAIN_BACKGROUNDS)
-    assert {k: v for k, v in meta.items() if k != "fine_tuned"} == bundled_meta
+    credit = {k: v for k, v in bundled_meta.items() if k != "fine_tuned"}
+    assert {k: v for k, v in meta.items() if k != "fine_tuned"} == credit
+    assert meta["fine_tuned"].get("after") == bundled_meta.get("fine_tuned")
     # bad input: one line naming the file
     missing = tmp_path / "none.safetensors"
     argv = [*common, "--out", str(tmp_path / "x"), "--init", str(missing)]

@@ -87,8 +87,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, required=True, help="prepared dataset")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--steps", type=int, default=1500)
-    parser.add_argument("--batch", type=int, default=8)
+    parser.add_argument("--steps", type=int, default=900, help="the bundled file's: 900")
+    parser.add_argument("--batch", type=int, default=4, help="the bundled file's: 4")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--clutter", type=float, default=0.3, help="share with clutter")
     parser.add_argument("--seed", type=int, default=0)
@@ -138,6 +138,8 @@ def main(argv: Iterable[str] | None = None) -> int:
         step = int(saved["step"])
     tuned = {"data": str(args.data), "records": len(records), "batch": args.batch}
     tuned.update(lr=args.lr, seed=args.seed, backgrounds=list(TRAIN_BACKGROUNDS))
+    if "fine_tuned" in source_meta:  # weights already fine-tuned: what they were, kept
+        tuned["after"] = source_meta["fine_tuned"]
     network.train()
     tick, done = time.perf_counter(), 0
     while step < args.steps:
