@@ -43,7 +43,10 @@ def segmentation_weights() -> Path:
 
 def use_weights(path: str | Path | None) -> None:
     """Segment with the u2netp weights at ``path`` from now on (a fine-tuned candidate,
-    `training.train_segmentation`); None returns to the bundled ones."""
+    `training.train_segmentation`); None returns to the bundled ones. A missing file is a
+    `SegmentationError` naming it, and the weights in use stay as they were."""
+    if path is not None and not Path(path).is_file():
+        raise SegmentationError(f"{path}: the segmentation model is missing")
     with _LOCK:
         _CHOSEN.clear()
         if path is not None:

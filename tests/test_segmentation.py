@@ -238,3 +238,27 @@ def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_
     (folder / "index.json").write_text(json.dumps(listed))
     with pytest.raises(DatasetError, match=f"{folder}: no photo of 1 of the {shapes} shapes"):
         evaluate(model, tiny_dataset, "train", tmp_path / "b", 32, photos=folder, **options)
+
+
+def test_missing_candidate_weights_are_one_error_and_change_nothing(tmp_path, capsys):
+    from recon_core.segmentation import SegmentationError, segmentation_weights, use_weights
+    from training.data import photos
+    from training.reports import figures
+
+    before = segmentation_weights()
+    missing = tmp_path / "none.safetensors"
+    with pytest.raises(SegmentationError, match="none.safetensors: the segmentation model is"):
+        use_weights(missing)
+    assert segmentation_weights() == before
+    argv = ["--data", str(tmp_path), "--out", str(tmp_path / "p"), "--segmentation", str(missing)]
+    assert photos.main(argv) == 2
+    out = str(tmp_path / "m.png")
+    assert (
+        figures.main(
+            ["masks", "--photos", str(tmp_path), "--segmentation", str(missing), "--out", out]
+        )
+        == 1
+    )
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {missing}: the segmentation model is missing"] * 2
+    assert not (tmp_path / "p").exists() and not (tmp_path / "m.png").exists()

@@ -199,13 +199,13 @@ def main(argv: Iterable[str] | None = None) -> int:
     from recon_core.data import DatasetError, read_index, read_record
     from recon_core.files import atomic_write_bytes
     from recon_core.picture import PictureError, read_picture
-    from recon_core.segmentation import use_weights
+    from recon_core.segmentation import SegmentationError, use_weights
 
-    if args.segmentation is not None:
-        if not args.segmentation.is_file():
-            print(f"error: {args.segmentation}: no such file", file=sys.stderr)
-            return 2
+    try:
         use_weights(args.segmentation)
+    except SegmentationError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
     try:
         index = read_index(args.data)

@@ -607,13 +607,16 @@ def main(argv: Iterable[str] | None = None) -> int:
     )
     args = parser.parse_args(None if argv is None else list(argv))
     if args.segmentation is not None:
-        from recon_core.segmentation import use_weights
+        from recon_core.segmentation import SegmentationError, use_weights
 
-        if args.photos is None or not args.segmentation.is_file():
-            why = "needs --photos" if args.photos is None else "no such file"
-            print(f"error: --segmentation {args.segmentation}: {why}", file=sys.stderr)
+        if args.photos is None:
+            print(f"error: --segmentation {args.segmentation}: needs --photos", file=sys.stderr)
             return 2
-        use_weights(args.segmentation)
+        try:
+            use_weights(args.segmentation)
+        except SegmentationError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 2
     try:
         metrics = evaluate(
             args.model,

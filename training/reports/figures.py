@@ -212,6 +212,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     args = parser.parse_args(None if argv is None else list(argv))
     from PIL import Image
 
+    from recon_core.segmentation import SegmentationError, use_weights
+
     try:
         if args.figure == "resolutions":
             image = resolutions(args.picture, args.model or "implicit")
@@ -222,18 +224,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         elif args.figure == "masks":
             if args.photos is None:
                 parser.error("masks needs --photos")
-            from recon_core.segmentation import use_weights
-
-            if args.segmentation is not None:
-                if not args.segmentation.is_file():
-                    raise ValueError(f"{args.segmentation}: no such file")
-                use_weights(args.segmentation)
+            use_weights(args.segmentation)
             image = masks(args.photos)
         else:
             if args.data is None:
                 parser.error("consistency needs --data")
             image = consistency(args.model or "pointcloud", args.data)
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, SegmentationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     args.out.parent.mkdir(parents=True, exist_ok=True)
