@@ -122,6 +122,11 @@ class DataConfig:
     furniture is furniture, so this doubles the shapes a small library offers."""
     colour_jitter: float = field(default=0.0, metadata={"optional": True})
     """Scale each colour channel of the input picture by a random factor in [1 - j, 1 + j]."""
+    photo_views: float = field(default=0.0, metadata={"optional": True})
+    """Probability that a training sample's input is a photo-like version of its render, cut
+    out by the segmentation network as a user's photo is (made beforehand by
+    `training.data.photo_views`): the network learns the colours, JPEG artefacts and mask
+    errors of photos, not only clean renders."""
     cache_backbone: bool = field(default=False, metadata={"optional": True})
     """Run the pretrained backbone's frozen early layers once per training render, before
     the first step, and start each step from their stored maps (`recon_core.feature_cache`):
@@ -318,10 +323,16 @@ def validate(config: TrainConfig) -> None:
         raise ConfigError(
             f"config.data.colour_jitter: must be in [0, 1), got {config.data.colour_jitter}"
         )
-    if config.data.cache_backbone and (config.data.mirror or config.data.colour_jitter):
+    if not 0.0 <= config.data.photo_views <= 1.0:
+        raise ConfigError(
+            f"config.data.photo_views: a probability in [0, 1], got {config.data.photo_views}"
+        )
+    if config.data.cache_backbone and (
+        config.data.mirror or config.data.colour_jitter or config.data.photo_views
+    ):
         raise ConfigError(
             "config.data.cache_backbone: cached maps are of the renders as stored; "
-            "mirror and colour_jitter change the pictures"
+            "mirror, colour_jitter and photo_views change the pictures"
         )
     model = config.model
     if isinstance(model, ImplicitModelConfig) and model.local_features:

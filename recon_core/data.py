@@ -6,6 +6,8 @@ A prepared dataset is a folder::
       index.json          format version, fixed views, build settings, one entry per record
       records/ID.npz      one file per shape (arrays below plus a JSON ``meta`` string)
       build_log.jsonl     one line per shape tried: ok, or skipped with its reason
+      photo-views/        optional: photo-like versions of the training renders, cut out
+                          as users' photos are (`training.data.photo_views`, `read_photo_views`)
 
 Record arrays (format version 1; V input renders, N fixed views, M novel views)::
 
@@ -60,6 +62,8 @@ __all__ = [
     "write_index",
     "read_index",
     "record_path",
+    "PHOTO_VIEWS",
+    "read_photo_views",
     "PreparedDataset",
     "DatasetError",
     "SampleSettings",
@@ -75,6 +79,11 @@ SPLITS = ("train", "val", "test")
 _SPLIT_FRACTIONS = (0.8, 0.1, 0.1)
 VARIANT_MARK = "~v"
 """Separates a base shape's id from its variant's number (see `training.data.augment`)."""
+
+PHOTO_VIEWS = "photo-views"
+"""The folder, inside a prepared dataset, of its photo-like training views: one ``.npz`` per
+record (``photos`` (N, H, W, 4) uint8 framed as the renders, ``views`` (N,) the renders
+they were made from, ``mask_iou`` (N,), ``failed``) and an ``index.json`` listing them."""
 
 _REQUIRED = {
     "renders": np.uint8,
@@ -196,6 +205,21 @@ def read_index(root: str | Path) -> dict[str, Any]:
     return index
 
 
+def read_photo_views(root: str | Path) -> dict[str, Path]:
+    """Each record id's photo-view file in the dataset ``root`` (records without any left
+    out); DatasetError naming the folder when it has none."""
+    folder = Path(root) / PHOTO_VIEWS
+    try:
+        listed = json.loads((folder / "index.json").read_text(encoding="utf-8"))["records"]
+        return {entry["id"]: folder / entry["file"] for entry in listed if entry["views"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else exc
+        raise DatasetError(
+            f"{folder}: no photo-like training views ({reason}); make them with "
+            f"python -m training.data.photo_views --data {root}"
+        ) from None
+
+
 def unpack_voxels(packed: np.ndarray, resolution: int) -> np.ndarray:
     """Packed voxel bits -> bool (R, R, R) grid indexed (x, y, z)."""
     return np.unpackbits(packed, count=resolution**3).astype(bool).reshape((resolution,) * 3)
@@ -225,14 +249,19 @@ class SampleSettings:
     match (`mirror_sample`)."""
     colour_jitter: float = 0.0
     """Scale each colour channel of the input picture by a factor drawn in [1 - j, 1 + j]."""
+    photo_views: float = 0.0
+    """Probability that the input is one of the record's photo-like views (`PHOTO_VIEWS`)
+    instead of a render, with the camera of the render it was made from; records without
+    photo views keep their renders. Needs one input view per sample."""
     viewer_frame: bool = False
     """Implicit method: occupancy samples in the input picture's viewer-centred frame
     (`recon_core.viewframe`), with a quarter more drawn in the empty space around the
     object, and the camera's ``elevation`` (radians) and ``view_transform`` (4, 4)."""
 
     def without_augmentation(self) -> SampleSettings:
-        """The same draws with neither mirroring nor colour jitter (previews, evaluation)."""
-        return replace(self, mirror=0.0, colour_jitter=0.0)
+        """The same draws with no mirroring, colour jitter or photo views (previews,
+        evaluation)."""
+        return replace(self, mirror=0.0, colour_jitter=0.0, photo_views=0.0)
 
 
 _METHOD_KEYS = {
@@ -321,6 +350,12 @@ class PreparedDataset:
             if views is None:
                 raise DatasetError(f"{self.root}: index.json has no fixed views")
             self._mirror_perm = mirror_permutation(views, f"{self.root}")
+        self._photo_files: dict[str, Path] = {}
+        self._photos: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        if self.settings.photo_views > 0.0:
+            if self.settings.input_views != 1:
+                raise DatasetError("photo views need one input view per sample")
+            self._photo_files = read_photo_views(self.root)
 
     def __len__(self) -> int:
         return len(self.records)
@@ -332,10 +367,10 @@ class PreparedDataset:
         """Give each sample the cached early backbone maps of the render it draws
         (`recon_core.feature_cache.BackboneCache`, built for these records)."""
         s = self.settings
-        if s.input_views != 1 or s.mirror > 0.0 or s.colour_jitter > 0.0:
+        if s.input_views != 1 or s.mirror > 0.0 or s.colour_jitter > 0.0 or s.photo_views > 0.0:
             raise DatasetError(
                 "cached backbone maps need one input view per sample and no picture "
-                "augmentation (mirror, colour_jitter)"
+                "augmentation (mirror, colour_jitter, photo_views)"
             )
         cache.check(self)
         self.backbone_cache = cache
@@ -357,10 +392,18 @@ class PreparedDataset:
         }
         renders = arrays["renders"]
         chosen = rng.choice(len(renders), size=s.input_views, replace=len(renders) < s.input_views)
+        pictures = renders[chosen]
+        # augmentations draw from the generator only when enabled: samples without them are
+        # the same as before they existed
+        if s.photo_views > 0.0 and rng.random() < s.photo_views:
+            photos = self._photo_views(i)
+            if photos is not None:
+                k = int(rng.integers(len(photos[0])))
+                pictures, chosen = photos[0][k : k + 1], photos[1][k : k + 1]
         intrinsics = arrays["render_intrinsics"][chosen].copy()
         if s.image_size is not None and s.image_size != renders.shape[1]:
             intrinsics[:, :2] *= s.image_size / renders.shape[1]
-        image = network_input(renders[chosen], s.image_size)
+        image = network_input(pictures, s.image_size)
         out["image"] = image[0] if s.input_views == 1 else image
         ext = torch.from_numpy(arrays["render_extrinsics"][chosen])
         intr = torch.from_numpy(intrinsics)
@@ -394,8 +437,6 @@ class PreparedDataset:
             resolution = int(self.index["settings"]["occupancy"]["voxel_resolution"])
             grid = unpack_voxels(arrays["voxels"], resolution)
             out["voxels"] = torch.from_numpy(grid[None].astype(np.float32))
-        # augmentations draw from the generator only when enabled: samples without them are
-        # the same as before they existed
         if s.mirror > 0.0 and rng.random() < s.mirror:
             mirror_sample(out, self._mirror_perm)
         if s.colour_jitter > 0.0:
@@ -406,6 +447,20 @@ class PreparedDataset:
         if s.viewer_frame and "points" in out:
             _to_viewer_frame(out, rng)
         return out
+
+    def _photo_views(self, i: int) -> tuple[np.ndarray, np.ndarray] | None:
+        """Record ``i``'s photo views and the renders they were made from (None: it has
+        none), kept in memory once read (a few hundred kilobytes a record)."""
+        if i not in self._photos:
+            path = self._photo_files.get(self.records[i]["id"])
+            if path is None:
+                return None
+            try:
+                with np.load(path) as stored:
+                    self._photos[i] = (stored["photos"], stored["views"].astype(np.int64))
+            except (OSError, ValueError, KeyError) as exc:
+                raise DatasetError(f"{path}: not a photo-view file ({exc})") from None
+        return self._photos[i]
 
     def _record(self, i: int) -> RecordArrays:
         """Record ``i``'s arrays, from the cache when there (callers must not modify them)."""

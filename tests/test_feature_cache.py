@@ -126,7 +126,7 @@ def test_the_cache_is_reused_only_for_its_records_and_weights(tiny_dataset, tmp_
 def test_what_cannot_be_cached_is_refused_in_one_line():
     config = _aligned(cached=True)
     config.data.mirror = 0.5
-    with pytest.raises(ConfigError, match="mirror and colour_jitter change the pictures"):
+    with pytest.raises(ConfigError, match="photo_views change the pictures"):
         validate(config)
     config = _aligned(cached=True)
     config.stages[0].frozen = ["encoder.backbone.blocks.3"]  # not the stem: nothing cacheable

@@ -163,6 +163,7 @@ class ImplicitMethod(Method):
             voxels=self.two_stage,
             mirror=self.config.data.mirror,
             colour_jitter=self.config.data.colour_jitter,
+            photo_views=self.config.data.photo_views,
             viewer_frame=self.viewer_frame,
         )
 

@@ -49,6 +49,7 @@ class PointCloudMethod(Method):
             image_size=self.config.model.input_size,
             mirror=self.config.data.mirror,
             colour_jitter=self.config.data.colour_jitter,
+            photo_views=self.config.data.photo_views,
         )
 
     def build_model(self, pretrained: bool = False) -> nn.Module:
