@@ -190,7 +190,8 @@ def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_
     """Photo-like pictures of a split, evaluated as `recon3d` reads them: with the network's
     mask every photo is cut out and a model that draws the same shape whatever the picture
     scores exactly as from the renders; asked for an alpha channel that JPEGs lack, every
-    shape scores empty and says why; photos of other shapes are refused."""
+    shape scores empty and says why; asked for the truth, each photo is cut out by its truth
+    mask; photos of other shapes are refused."""
     import json
 
     from helpers import octahedron_model
@@ -226,6 +227,18 @@ def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_
     assert alpha["photo_errors"] == shapes
     assert all("has no transparent pixels" in r["photo_error"] for r in alpha["per_shape"])
     assert all(r["iou"] == 0.0 for r in alpha["per_shape"])
+    truth = evaluate(
+        model,
+        tiny_dataset,
+        "train",
+        tmp_path / "t",
+        32,
+        photos=folder,
+        background="truth",
+        **options,
+    )
+    assert truth["photo_errors"] == 0
+    assert {r["mask_source"] for r in truth["per_shape"]} == {"file"}  # each its truth mask
     figure = tmp_path / "masks.png"
     assert figures.main(["masks", "--photos", str(folder), "--out", str(figure)]) == 0
     grid = np.asarray(Image.open(figure))

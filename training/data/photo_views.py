@@ -129,6 +129,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    from contextlib import ExitStack
     from multiprocessing import get_context
 
     from tqdm import tqdm
@@ -157,19 +158,15 @@ def main(argv: Iterable[str] | None = None) -> int:
         (args.data, out, r, files[:k] + files[k + 1 :], args.views, args.seed)
         for k, r in enumerate(records)
     ]
-    bar = tqdm(total=len(tasks), desc="photo views", unit="shape", disable=args.no_progress)
-    if args.workers > 1:
-        with get_context("spawn").Pool(args.workers) as pool:
-            done = []
-            for row in pool.imap(_build, tasks):
-                done.append(row)
-                bar.update()
-    else:
-        done = []
-        for task in tasks:
-            done.append(_build(task))
-            bar.update()
-    bar.close()
+    with ExitStack() as stack:
+        mapped = map(_build, tasks)
+        if args.workers > 1:
+            pool = stack.enter_context(get_context("spawn").Pool(args.workers))
+            mapped = pool.imap(_build, tasks)
+        shown = tqdm(
+            mapped, total=len(tasks), desc="photo views", unit="shape", disable=args.no_progress
+        )
+        done = list(shown)
     ious = [r["mask_iou"] for r in done if r.get("mask_iou") is not None]
     summary = {
         "seed": args.seed,

@@ -137,7 +137,9 @@ def evaluate(
     object frame fixes and the user's result need not. ``photos``: a folder written by
     `training.data.photos` from ``view`` 0 of this split's renders; each shape's input is
     its photo, its mask found as ``background`` says (a photo without a usable mask scores
-    as an empty result)."""
+    as an empty result), or with ``background="truth"`` the photo's truth mask: what a
+    perfect segmentation would give, which tells the mask's share of what photos cost from
+    the colours' and the light's."""
     from PIL import Image
     from tqdm import tqdm
 
@@ -187,7 +189,11 @@ def evaluate(
             encoded = _shape_code(reconstructor, arrays, index)
         elif photos is not None:
             try:
-                picture = read_picture(photo_of[entry["id"]], background=background)
+                photo, truth = photo_of[entry["id"]]
+                if background == "truth":
+                    picture = read_picture(photo, truth)
+                else:
+                    picture = read_picture(photo, background=background)
                 encoded = reconstructor.encode_picture(picture)
                 result["mask_source"] = picture.mask_source
                 shown = picture.framed(shown.shape[0])
@@ -320,13 +326,14 @@ def _fixed_depths_of_cloud(cloud: np.ndarray, extrinsics, intrinsic, size: int) 
 
 
 def _photos_of(photos: Path, records: list[dict], view: int) -> dict:
-    """Each record's photo in the folder ``photos`` written by `training.data.photos`;
+    """Each record's photo and truth mask in the folder ``photos`` written by
+    `training.data.photos`;
     DatasetError when the folder is not such a folder or lacks one of the records."""
     if view != 0:
         raise DatasetError(f"{photos}: photos are made from view 0; drop --view {view}")
     from training.data.photos import read_photos
 
-    found = {entry["id"]: entry["photo"] for entry in read_photos(photos)}
+    found = {entry["id"]: (entry["photo"], entry["truth"]) for entry in read_photos(photos)}
     missing = [r["id"] for r in records if r["id"] not in found]
     if missing:
         raise DatasetError(
@@ -595,9 +602,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     )
     parser.add_argument(
         "--background",
-        choices=BACKGROUNDS,
+        choices=(*BACKGROUNDS, "truth"),
         default="auto",
-        help="with --photos: where each photo's mask comes from, as recon3d's --background",
+        help="with --photos: where each photo's mask comes from, as recon3d's --background, "
+        "or truth: the photo's truth mask (what a perfect segmentation would give)",
     )
     parser.add_argument(
         "--segmentation",
