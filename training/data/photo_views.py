@@ -26,9 +26,11 @@ import argparse
 import hashlib
 import io
 import json
+import logging
 import sys
 import tempfile
 from collections.abc import Iterable
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -60,10 +62,7 @@ def _record_seed(seed: int, shape_id: str) -> list[int]:
 
 
 def _build(task: tuple) -> dict:
-    """Worker: the photo views of one record, written to its file (skipped when there).
-    The pictures' mask warnings are not printed: their masks' IoU is stored instead."""
-    import logging
-
+    """Worker: the photo views of one record, written to its file (skipped when there)."""
     import torch
 
     from recon_core.data import read_record
@@ -71,7 +70,6 @@ def _build(task: tuple) -> dict:
     from recon_core.picture import PictureError
 
     torch.set_num_threads(1)
-    logging.getLogger("recon3d").setLevel(logging.ERROR)
     root, out, entry, others, views, seed = task
     target = out / (Path(entry["file"]).stem + ".npz")
     if target.exists():
@@ -105,6 +103,22 @@ def _build(task: tuple) -> dict:
     )
     atomic_write_bytes(target, lambda h: h.write(buffer.getvalue()))
     return _row(entry["id"], target.name, np.asarray(ious, np.float32), failed)
+
+
+@contextmanager
+def _quiet_masks():
+    """recon3d's log says errors only, inside the block (doubtful masks go unsaid)."""
+    log = logging.getLogger("recon3d")
+    level = log.level
+    log.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        log.setLevel(level)
+
+
+def _quiet_worker() -> None:
+    logging.getLogger("recon3d").setLevel(logging.ERROR)
 
 
 def _row(shape_id: str, name: str, ious, failed: int) -> dict:
@@ -158,10 +172,11 @@ def main(argv: Iterable[str] | None = None) -> int:
         (args.data, out, r, files[:k] + files[k + 1 :], args.views, args.seed)
         for k, r in enumerate(records)
     ]
-    with ExitStack() as stack:
+    # the pictures' mask warnings are not printed: each mask's IoU is stored instead
+    with ExitStack() as stack, _quiet_masks():
         mapped = map(_build, tasks)
         if args.workers > 1:
-            pool = stack.enter_context(get_context("spawn").Pool(args.workers))
+            pool = stack.enter_context(get_context("spawn").Pool(args.workers, _quiet_worker))
             mapped = pool.imap(_build, tasks)
         shown = tqdm(
             mapped, total=len(tasks), desc="photo views", unit="shape", disable=args.no_progress
