@@ -125,8 +125,9 @@ class DataConfig:
     photo_views: float = field(default=0.0, metadata={"optional": True})
     """Probability that a training sample's input is a photo-like version of its render, cut
     out by the segmentation network as a user's photo is (made beforehand by
-    `training.data.photo_views`): the network learns the colours, JPEG artefacts and mask
-    errors of photos, not only clean renders."""
+    `training.data.photo_views`): the network sees the colours, JPEG artefacts and mask
+    errors of photos, not only clean renders. On the bundled implicit model it changed
+    nothing beyond the noise (docs/experiments.md): what photos cost is their masks."""
     cache_backbone: bool = field(default=False, metadata={"optional": True})
     """Run the pretrained backbone's frozen early layers once per training render, before
     the first step, and start each step from their stored maps (`recon_core.feature_cache`):

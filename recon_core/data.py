@@ -251,8 +251,9 @@ class SampleSettings:
     """Scale each colour channel of the input picture by a factor drawn in [1 - j, 1 + j]."""
     photo_views: float = 0.0
     """Probability that the input is one of the record's photo-like views (`PHOTO_VIEWS`)
-    instead of a render, with the camera of the render it was made from; records without
-    photo views keep their renders. Needs one input view per sample."""
+    instead of a render, with the camera of the render it was made from (the photo is
+    framed by its found mask, so where the mask is wrong the camera is off by as much);
+    records without photo views keep their renders. Needs one input view per sample."""
     viewer_frame: bool = False
     """Implicit method: occupancy samples in the input picture's viewer-centred frame
     (`recon_core.viewframe`), with a quarter more drawn in the empty space around the
