@@ -17,7 +17,8 @@ They are written to DATA/photo-views/ (`recon_core.data.PHOTO_VIEWS`: one ``.npz
 record, ``mask_iou`` against the render's alpha; an ``index.json`` listing them, with the
 mean mask IoU), beside the dataset's records, which are not changed.
 A view whose photo yields no mask is left out and counted. Each record's pictures are a pure
-function of (``--seed``, its id), so a rerun writes the same files and skips finished ones.
+function of (``--seed``, its id), so a rerun writes the same files and skips finished ones
+(remove the folder to make them again with other settings).
 """
 
 from __future__ import annotations
@@ -62,14 +63,11 @@ def _record_seed(seed: int, shape_id: str) -> list[int]:
 
 
 def _build(task: tuple) -> dict:
-    """Worker: the photo views of one record, written to its file (skipped when there)."""
-    import torch
-
+    """The photo views of one record, written to its file (skipped when there)."""
     from recon_core.data import read_record
     from recon_core.files import atomic_write_bytes
     from recon_core.picture import PictureError
 
-    torch.set_num_threads(1)
     root, out, entry, others, views, seed = task
     target = out / (Path(entry["file"]).stem + ".npz")
     if target.exists():
@@ -117,7 +115,11 @@ def _quiet_masks():
         log.setLevel(level)
 
 
-def _quiet_worker() -> None:
+def _worker_init() -> None:
+    """A pool worker: one thread (the workers share the cores), no doubtful-mask lines."""
+    import torch
+
+    torch.set_num_threads(1)
     logging.getLogger("recon3d").setLevel(logging.ERROR)
 
 
@@ -176,7 +178,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     with ExitStack() as stack, _quiet_masks():
         mapped = map(_build, tasks)
         if args.workers > 1:
-            pool = stack.enter_context(get_context("spawn").Pool(args.workers, _quiet_worker))
+            pool = stack.enter_context(get_context("spawn").Pool(args.workers, _worker_init))
             mapped = pool.imap(_build, tasks)
         shown = tqdm(
             mapped, total=len(tasks), desc="photo views", unit="shape", disable=args.no_progress
