@@ -18,7 +18,6 @@ Two users of one definition:
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
@@ -27,6 +26,7 @@ import numpy as np
 
 from recon_core.data import VARIANT_MARK, read_index, read_record
 from recon_core.geometry import PADDED_HALF_EXTENT, apply_transform, normalization_transform
+from training.data.pipeline import shape_rng
 
 __all__ = [
     "category_ranges",
@@ -124,9 +124,7 @@ def shape_variants(
     """The ``count`` variant maps (`variant_matrices`) of one shape, drawn from its own
     random stream (``seed`` and its id): `training.data.prepare --variants` builds, and
     `training.reports.oracle --variants` scores, the very same variants."""
-    digest = hashlib.sha256(shape_id.encode("utf-8")).digest()[:8]
-    rng = np.random.default_rng([seed, int.from_bytes(digest, "little")])
-    return variant_matrices(extent, bounds, count, rng)
+    return variant_matrices(extent, bounds, count, shape_rng(seed, shape_id))
 
 
 def renormalising(matrix: np.ndarray, extent: np.ndarray) -> np.ndarray:

@@ -24,7 +24,6 @@ function of (``--seed``, its id), so a rerun writes the same files and skips fin
 from __future__ import annotations
 
 import argparse
-import hashlib
 import io
 import json
 import logging
@@ -46,20 +45,14 @@ def photo_view(render: np.ndarray, rng: np.random.Generator, clutter: np.ndarray
     from PIL import Image
 
     from recon_core.picture import read_picture
-    from training.data.photos import TRAIN_BACKGROUNDS, make_photo
+    from training.data.photos import TRAIN_BACKGROUNDS, make_photo, mask_iou
 
     picture, truth = make_photo(render, rng, clutter, backgrounds=TRAIN_BACKGROUNDS)
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "photo.jpg"
         Image.fromarray(picture).save(path, format="JPEG", quality=int(rng.integers(75, 96)))
         found = read_picture(path, background="segment")
-    iou = float((found.mask & truth).sum() / max((found.mask | truth).sum(), 1))
-    return found.framed(render.shape[0]), iou
-
-
-def _record_seed(seed: int, shape_id: str) -> list[int]:
-    digest = hashlib.sha256(shape_id.encode("utf-8")).digest()
-    return [seed, int.from_bytes(digest[:8], "little")]
+    return found.framed(render.shape[0]), mask_iou(found.mask, truth)
 
 
 def _build(task: tuple) -> dict:
@@ -67,13 +60,14 @@ def _build(task: tuple) -> dict:
     from recon_core.data import read_record
     from recon_core.files import atomic_write_bytes
     from recon_core.picture import PictureError
+    from training.data.pipeline import shape_rng
 
     root, out, entry, others, views, seed = task
     target = out / (Path(entry["file"]).stem + ".npz")
     if target.exists():
         with np.load(target) as stored:
             return _row(entry["id"], target.name, stored["mask_iou"], int(stored["failed"]))
-    rng = np.random.default_rng(_record_seed(seed, entry["id"]))
+    rng = shape_rng(seed, entry["id"])
     renders = read_record(root / entry["file"], ["renders"])[0]["renders"]
     photos, kept, ious, failed = [], [], [], 0
     for view in range(min(views, len(renders))):

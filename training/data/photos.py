@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["main", "make_photo", "read_photos", "BACKGROUNDS", "TRAIN_BACKGROUNDS"]
+__all__ = ["main", "make_photo", "mask_iou", "read_photos", "BACKGROUNDS", "TRAIN_BACKGROUNDS"]
 
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "astronaut", "brick", "grass", "gravel", "camera")
 """scikit-image's photographs the backgrounds of the photo-like test sets are cut from
@@ -171,7 +171,8 @@ def read_photos(folder: Path) -> list[dict]:
         ) from None
 
 
-def _iou(a: np.ndarray, b: np.ndarray) -> float:
+def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of two boolean masks (0 for two empty ones)."""
     return float((a & b).sum() / max((a | b).sum(), 1))
 
 
@@ -245,7 +246,7 @@ def main(argv: Iterable[str] | None = None) -> int:
             for source in ("plain", "segment"):
                 try:
                     found = read_picture(args.out / f"{name}.jpg", background=source).mask
-                    row[source] = _iou(found, truth)
+                    row[source] = mask_iou(found, truth)
                 except PictureError:
                     row[source] = 0.0
             rows.append(row)

@@ -113,10 +113,11 @@ class _StageClock:
         self.last = now
 
 
-def _shape_rng(settings: PrepareSettings, shape_id: str, *stream: int) -> np.random.Generator:
-    """The shape's random stream; ``stream`` names another one (views added later)."""
+def shape_rng(seed: int, shape_id: str, *stream: int) -> np.random.Generator:
+    """A shape's own random stream under ``seed`` (whatever the order shapes are built in);
+    ``stream`` names another one (views added later)."""
     digest = int.from_bytes(hashlib.sha256(shape_id.encode("utf-8")).digest()[:8], "little")
-    return np.random.default_rng([settings.seed, digest, *stream])
+    return np.random.default_rng([seed, digest, *stream])
 
 
 def build_record(
@@ -127,7 +128,7 @@ def build_record(
     from training.data.raycast import RayCaster
 
     clock = _StageClock(stages)
-    rng = _shape_rng(settings, shape.id)
+    rng = shape_rng(settings.seed, shape.id)
     caster = RayCaster(shape.vertices, shape.faces)
     fixed = fixed_views(settings.fixed_views, settings.view_size)
     novel = sample_novel_views(settings.novel_views, rng, settings.view_size)
@@ -283,7 +284,7 @@ def add_views(spec: ShapeSpec, settings: PrepareSettings, root: str) -> dict[str
             shape = load_shape(spec, settings.max_faces)
             clock = _StageClock(stages)
             stages["load"] = time.perf_counter() - start
-            rng = _shape_rng(settings, spec.id, have)
+            rng = shape_rng(settings.seed, spec.id, have)
             cameras = sample_input_cameras(missing, rng, settings.render)
             renders, intrinsics = _renderer(settings).render(shape, cameras, rng)
             clock.lap("render")

@@ -163,7 +163,7 @@ def masks(photos: Path, count: int = 12, per_row: int = 3, tile: int = 160) -> n
     from PIL import Image, ImageDraw
 
     from recon_core.picture import PictureError, read_picture
-    from training.data.photos import read_photos
+    from training.data.photos import mask_iou, read_photos
 
     pairs = []
     for entry in read_photos(photos)[:count]:
@@ -176,7 +176,7 @@ def masks(photos: Path, count: int = 12, per_row: int = 3, tile: int = 160) -> n
         overlay[found & truth] = (255, 230, 0)
         overlay[found & ~truth] = (230, 0, 0)
         overlay[~found & truth] = (0, 210, 0)
-        score = (found & truth).sum() / max((found | truth).sum(), 1)
+        score = mask_iou(found, truth)
         shown = Image.fromarray(overlay).resize((tile, tile), Image.Resampling.NEAREST)
         ImageDraw.Draw(shown).text((4, 4), f"IoU {score:.2f}", fill=(255, 255, 255))
         picture = Image.open(entry["photo"]).convert("RGB").resize((tile, tile))
