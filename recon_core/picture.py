@@ -127,19 +127,24 @@ def _shrunk_to(image, max_side: int):
     return image.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
 
 
-def _to_rgba(image) -> tuple[np.ndarray, bool]:
-    """Any mode -> (H, W, 4) uint8 and whether the picture carries transparency."""
+def _to_arrays(image) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any mode -> its colours (H, W, 3) uint8 and, when the picture carries transparency,
+    its alpha (H, W) uint8 (else None). An RGB picture without transparency (every JPEG) is
+    read as it is, without passing through four channels."""
     mode = image.mode
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):  # 16-bit or float grey
         grey = np.asarray(image, dtype=np.float64)
         top = 65535.0 if grey.max(initial=0) > 255 else 255.0
         grey = np.clip(grey / top * 255.0, 0, 255).astype(np.uint8)
-        return np.dstack([grey, grey, grey, np.full_like(grey, 255)]), False
+        return np.dstack([grey, grey, grey]), None
+    if mode == "RGB" and "transparency" not in image.info:
+        return np.asarray(image), None
     has_alpha = mode in ("RGBA", "LA", "PA", "RGBa", "La") or (
         mode in ("P", "L", "RGB") and "transparency" in image.info
     )
     rgba = np.asarray(image.convert("RGBA"))  # palette, grey, CMYK, YCbCr, LAB...
-    return rgba, has_alpha and bool((rgba[..., 3] < 255).any())
+    alpha = rgba[..., 3] if has_alpha and bool((rgba[..., 3] < 255).any()) else None
+    return np.ascontiguousarray(rgba[..., :3]), alpha
 
 
 MASK_ASPECT_TOLERANCE = 0.01
@@ -188,15 +193,20 @@ def read_mask(
 
 def _fill_small_holes(mask: np.ndarray, share: float = 0.005) -> np.ndarray:
     """The mask with its holes under ``share`` of the picture filled (specular spots and
-    reflections, not gaps such as a chair back's opening)."""
+    reflections, not gaps such as a chair back's opening). A hole is a part of the
+    background (4-connected, as `scipy.ndimage.binary_fill_holes` floods it) that does not
+    touch the picture's edge: one labelling pass, not a flood by repeated dilation."""
     from scipy import ndimage
 
-    holes = ndimage.binary_fill_holes(mask) & ~mask
-    labels, count = ndimage.label(holes)
+    labels, count = ndimage.label(~mask)
     if not count:
         return mask
-    sizes = ndimage.sum(holes, labels, index=np.arange(1, count + 1))
-    return mask | np.isin(labels, 1 + np.flatnonzero(sizes < share * mask.size))
+    sizes = np.bincount(labels.ravel(), minlength=count + 1)
+    small = sizes < share * mask.size
+    small[0] = False  # the mask itself
+    edge = np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]])
+    small[edge] = False  # open to the edge: background, not a hole
+    return mask | small[labels]
 
 
 def _border(height: int, width: int) -> np.ndarray:
@@ -316,17 +326,16 @@ def read_picture(
         raise PictureError(f"background {background!r}: use one of {', '.join(BACKGROUNDS)}")
     path = Path(path)
     image, stored = _open(path, MAX_SIDE)
-    rgba, has_alpha = _to_rgba(image)
-    rgb = np.ascontiguousarray(rgba[..., :3])
+    rgb, alpha = _to_arrays(image)
     notes = []
     if mask_path is not None:
         mask, source = read_mask(mask_path, rgb.shape[:2], stored), "file"
-    elif background == "alpha" or (background == "auto" and has_alpha):
-        if not has_alpha:
+    elif background == "alpha" or (background == "auto" and alpha is not None):
+        if alpha is None:
             raise PictureError(
                 f"{path}: has no transparent pixels; choose another background source"
             )
-        mask, source = rgba[..., 3] > 127, "alpha"
+        mask, source = alpha > 127, "alpha"
     elif background == "plain":
         mask, source = estimate_mask(rgb), "plain"
     else:

@@ -427,3 +427,29 @@ def test_truncated_and_odd_files_are_one_line_errors(tmp_path):
         with pytest.raises(PictureError) as info:
             read_picture(tmp_path / name)
         assert name in str(info.value) and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_small_holes_are_filled_as_a_flood_fill_finds_them(seed):
+    """The one-pass hole filling against the reference: scipy's flood of the background
+    from the picture's edge, its enclosed parts labelled and the small ones filled."""
+    from scipy import ndimage
+
+    from recon_core.picture import _fill_small_holes
+
+    rng = np.random.default_rng(seed)
+    noise = ndimage.gaussian_filter(rng.normal(size=(120, 90)), 2.0)
+    mask = noise > np.quantile(noise, rng.uniform(0.3, 0.7))
+    mask[40:80, 30:60] = True
+    mask[50:52, 40:43] = False  # a small enclosed hole
+    mask[55:75, 35:55] &= ~(np.add.outer(np.arange(20), np.arange(20)) % 7 == 0)
+    for share in (0.0005, 0.005, 0.05):
+        holes = ndimage.binary_fill_holes(mask) & ~mask
+        labels, count = ndimage.label(holes)
+        sizes = ndimage.sum(holes, labels, index=np.arange(1, count + 1))
+        reference = mask | np.isin(labels, 1 + np.flatnonzero(sizes < share * mask.size))
+        filled = _fill_small_holes(mask, share)
+        assert np.array_equal(filled, reference)
+        assert filled[50:52, 40:43].all() == (6 < share * mask.size)
+    assert np.array_equal(_fill_small_holes(np.ones((5, 5), bool)), np.ones((5, 5), bool))
+    assert not _fill_small_holes(np.zeros((5, 5), bool)).any()
