@@ -34,9 +34,15 @@ import numpy as np
 __all__ = ["main", "training_picture"]
 
 
-def training_picture(renders: list[np.ndarray], rng: np.random.Generator, clutter: float):
+def training_picture(
+    renders: list[np.ndarray],
+    rng: np.random.Generator,
+    clutter: float,
+    backgrounds: tuple[str, ...] | None = None,
+):
     """One photo-like training picture (SIZE, SIZE, 3) uint8 and its truth (SIZE, SIZE)
-    bool, from a list of RGBA renders (each (V, H, W, 4))."""
+    bool, from a list of RGBA renders (each (V, H, W, 4)), on one of ``backgrounds``
+    (default: `TRAIN_BACKGROUNDS`)."""
     from PIL import Image
 
     from training.data.photos import TRAIN_BACKGROUNDS, make_photo
@@ -48,7 +54,7 @@ def training_picture(renders: list[np.ndarray], rng: np.random.Generator, clutte
         other = int(rng.integers(len(renders) - 1))
         other += other >= k
         behind = renders[other][rng.integers(len(renders[other]))]
-    picture, truth = make_photo(render, rng, behind, backgrounds=TRAIN_BACKGROUNDS)
+    picture, truth = make_photo(render, rng, behind, backgrounds=backgrounds or TRAIN_BACKGROUNDS)
     if rng.random() < 0.5:
         picture, truth = picture[:, ::-1], truth[:, ::-1]
     if rng.random() < 0.5:
@@ -92,6 +98,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--clutter", type=float, default=0.3, help="share with clutter")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--backgrounds",
+        help="comma-separated names of training.data.photos.TRAIN_BACKGROUNDS (default: all)",
+    )
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--init", type=Path, help="u2netp weights to start from (default: bundled)")
@@ -111,6 +121,14 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.steps < 1 or args.batch < 1:
         print("error: --steps and --batch must be at least 1", file=sys.stderr)
         return 2
+    backgrounds = tuple(TRAIN_BACKGROUNDS)
+    if args.backgrounds is not None:
+        backgrounds = tuple(name.strip() for name in args.backgrounds.split(",") if name.strip())
+        unknown = sorted(set(backgrounds) - set(TRAIN_BACKGROUNDS)) or ([] if backgrounds else [""])
+        if unknown:
+            known = ", ".join(TRAIN_BACKGROUNDS)
+            print(f"error: --backgrounds: {unknown[0]!r} is not one of {known}", file=sys.stderr)
+            return 2
     state_path, out_path = args.out / "state.pt", args.out / "u2netp.safetensors"
     if (state_path.exists()) != args.resume:
         why = "holds a run; pass --resume" if state_path.exists() else "holds no run to resume"
@@ -137,7 +155,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         optimizer.load_state_dict(saved["optim"])
         step = int(saved["step"])
     tuned = {"data": str(args.data), "records": len(records), "batch": args.batch}
-    tuned.update(lr=args.lr, seed=args.seed, backgrounds=list(TRAIN_BACKGROUNDS))
+    tuned.update(lr=args.lr, seed=args.seed, backgrounds=list(backgrounds))
     if "fine_tuned" in source_meta:  # weights already fine-tuned: what they were, kept
         tuned["after"] = source_meta["fine_tuned"]
     network.train()
@@ -146,7 +164,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         pictures, truths = [], []
         for slot in range(args.batch):
             rng = np.random.default_rng([args.seed, step, slot])
-            picture, truth = training_picture(renders, rng, args.clutter)
+            picture, truth = training_picture(renders, rng, args.clutter, backgrounds)
             pictures.append(picture)
             truths.append(truth)
         image = segmentation_input(np.stack(pictures))
