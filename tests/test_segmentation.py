@@ -171,10 +171,6 @@ def test_fine_tuning_learns_the_composites_resumes_exactly_and_keeps_the_credit(
     err = capsys.readouterr().err
     assert err.strip() == f"error: {missing}: the segmentation model is missing"
     assert not (tmp_path / "x").exists()
-    argv = [*common, "--out", str(tmp_path / "x"), "--backgrounds", "wood,coffee"]
-    assert train_segmentation.main(argv) == 2  # a test set's background is refused
-    assert capsys.readouterr().err.startswith("error: --backgrounds: 'coffee' is not one of")
-    assert not (tmp_path / "x").exists()
 
 
 def test_training_pictures_cut_out_the_front_object_on_held_out_backgrounds():
@@ -188,26 +184,6 @@ def test_training_pictures_cut_out_the_front_object_on_held_out_backgrounds():
         picture, truth = training_picture([render, other], np.random.default_rng(seed), 1.0)
         assert picture.shape == (320, 320, 3) and picture.dtype == np.uint8
         assert truth.shape == (320, 320) and 0.05 < truth.mean() <= 0.64  # 0.8 x 0.8 at most
-
-
-@pytest.mark.parametrize(
-    "name", ["world-interior", "wood", "tiles", "pebbles", "fibres", "room", "frames"]
-)
-def test_every_training_background_is_a_varied_picture_drawn_from_its_stream(name):
-    """The training backgrounds beyond scikit-image's photographs (windows of Blender's
-    bundled environment photographs, drawn surfaces): a picture of the photos' size in the
-    colour range, textured, the same for the same stream and not for another; none is a
-    background of the photo-like test sets."""
-    from training.data.photos import BACKGROUNDS, SIZE, TRAIN_BACKGROUNDS, WORLDS, _background
-
-    assert name in TRAIN_BACKGROUNDS and not set(BACKGROUNDS) & set(TRAIN_BACKGROUNDS)
-    assert {f"world-{w}" for w in WORLDS} <= set(TRAIN_BACKGROUNDS)
-    a = _background(np.random.default_rng([3, 1]), name)
-    assert a.shape == (SIZE, SIZE, 3) and np.isfinite(a).all()
-    assert a.min() >= 0 and a.max() <= 255
-    assert a.std() > 3  # not a flat colour
-    assert np.array_equal(a, _background(np.random.default_rng([3, 1]), name))
-    assert not np.array_equal(a, _background(np.random.default_rng([3, 2]), name))
 
 
 def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_path):

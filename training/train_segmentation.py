@@ -34,15 +34,9 @@ import numpy as np
 __all__ = ["main", "training_picture"]
 
 
-def training_picture(
-    renders: list[np.ndarray],
-    rng: np.random.Generator,
-    clutter: float,
-    backgrounds: tuple[str, ...] | None = None,
-):
+def training_picture(renders: list[np.ndarray], rng: np.random.Generator, clutter: float):
     """One photo-like training picture (SIZE, SIZE, 3) uint8 and its truth (SIZE, SIZE)
-    bool, from a list of RGBA renders (each (V, H, W, 4)), on one of ``backgrounds``
-    (default: `TRAIN_BACKGROUNDS`)."""
+    bool, from a list of RGBA renders (each (V, H, W, 4))."""
     from PIL import Image
 
     from training.data.photos import TRAIN_BACKGROUNDS, make_photo
@@ -54,7 +48,7 @@ def training_picture(
         other = int(rng.integers(len(renders) - 1))
         other += other >= k
         behind = renders[other][rng.integers(len(renders[other]))]
-    picture, truth = make_photo(render, rng, behind, backgrounds=backgrounds or TRAIN_BACKGROUNDS)
+    picture, truth = make_photo(render, rng, behind, backgrounds=TRAIN_BACKGROUNDS)
     if rng.random() < 0.5:
         picture, truth = picture[:, ::-1], truth[:, ::-1]
     if rng.random() < 0.5:
@@ -64,6 +58,21 @@ def training_picture(
         )
         picture = np.asarray(Image.open(buffer).convert("RGB"))
     return np.ascontiguousarray(picture), np.ascontiguousarray(truth)
+
+
+def _loss(logit, target, kind: str):
+    """One output's loss: binary cross-entropy, with ``bce+iou`` plus 1 - its soft IoU with
+    the truth, per picture, averaged."""
+    import torch
+    import torch.nn.functional as F
+
+    loss = F.binary_cross_entropy_with_logits(logit, target)
+    if kind == "bce+iou":
+        p = torch.sigmoid(logit)
+        both = (p * target).sum(dim=(1, 2, 3))
+        either = (p + target).sum(dim=(1, 2, 3)) - both
+        loss = loss + (1 - both / either.clamp_min(1e-6)).mean()
+    return loss
 
 
 def _save_network(path: Path, network, meta: dict) -> None:
@@ -99,15 +108,18 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--clutter", type=float, default=0.3, help="share with clutter")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument(
-        "--backgrounds",
-        help="comma-separated names of training.data.photos.TRAIN_BACKGROUNDS (default: all)",
+        "--loss",
+        choices=("bce", "bce+iou"),
+        default="bce",
+        help="U^2-Net's binary cross-entropy per output, or with each output's soft IoU added "
+        "(BASNet's region term: a missed part costs its share of the object, not of the "
+        "picture)",
     )
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--init", type=Path, help="u2netp weights to start from (default: bundled)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     import torch
-    import torch.nn.functional as F
 
     from recon_core.data import DatasetError, read_index, read_record
     from recon_core.segmentation import (
@@ -121,14 +133,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     if args.steps < 1 or args.batch < 1:
         print("error: --steps and --batch must be at least 1", file=sys.stderr)
         return 2
-    backgrounds = tuple(TRAIN_BACKGROUNDS)
-    if args.backgrounds is not None:
-        backgrounds = tuple(name.strip() for name in args.backgrounds.split(",") if name.strip())
-        unknown = sorted(set(backgrounds) - set(TRAIN_BACKGROUNDS)) or ([] if backgrounds else [""])
-        if unknown:
-            known = ", ".join(TRAIN_BACKGROUNDS)
-            print(f"error: --backgrounds: {unknown[0]!r} is not one of {known}", file=sys.stderr)
-            return 2
     state_path, out_path = args.out / "state.pt", args.out / "u2netp.safetensors"
     if (state_path.exists()) != args.resume:
         why = "holds a run; pass --resume" if state_path.exists() else "holds no run to resume"
@@ -155,7 +159,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         optimizer.load_state_dict(saved["optim"])
         step = int(saved["step"])
     tuned = {"data": str(args.data), "records": len(records), "batch": args.batch}
-    tuned.update(lr=args.lr, seed=args.seed, backgrounds=list(backgrounds))
+    tuned.update(lr=args.lr, seed=args.seed, loss=args.loss, backgrounds=list(TRAIN_BACKGROUNDS))
     if "fine_tuned" in source_meta:  # weights already fine-tuned: what they were, kept
         tuned["after"] = source_meta["fine_tuned"]
     network.train()
@@ -164,13 +168,13 @@ def main(argv: Iterable[str] | None = None) -> int:
         pictures, truths = [], []
         for slot in range(args.batch):
             rng = np.random.default_rng([args.seed, step, slot])
-            picture, truth = training_picture(renders, rng, args.clutter, backgrounds)
+            picture, truth = training_picture(renders, rng, args.clutter)
             pictures.append(picture)
             truths.append(truth)
         image = segmentation_input(np.stack(pictures))
         target = torch.from_numpy(np.stack(truths)[:, None].astype(np.float32))
         fused, sides = network.logits(image)
-        loss = sum(F.binary_cross_entropy_with_logits(x, target) for x in [fused, *sides])
+        loss = sum(_loss(x, target, args.loss) for x in [fused, *sides])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

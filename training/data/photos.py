@@ -15,7 +15,6 @@ truth (`recon_core.picture`).
 from __future__ import annotations
 
 import argparse
-import functools
 import io
 import json
 import sys
@@ -24,22 +23,13 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = [
-    "main",
-    "make_photo",
-    "mask_iou",
-    "read_photos",
-    "BACKGROUNDS",
-    "PHOTO_BACKGROUNDS",
-    "TRAIN_BACKGROUNDS",
-    "WORLDS",
-]
+__all__ = ["main", "make_photo", "mask_iou", "read_photos", "BACKGROUNDS", "TRAIN_BACKGROUNDS"]
 
 BACKGROUNDS = ("coffee", "chelsea", "rocket", "astronaut", "brick", "grass", "gravel", "camera")
 """scikit-image's photographs the backgrounds of the photo-like test sets are cut from
 (scenes, a person, textures)."""
 
-PHOTO_BACKGROUNDS = (
+TRAIN_BACKGROUNDS = (
     "stereo_motorcycle",
     "hubble_deep_field",
     "immunohistochemistry",
@@ -55,30 +45,11 @@ PHOTO_BACKGROUNDS = (
     "noise",
     "stripes",
 )
-"""The first fine-tuning's backgrounds: scikit-image's other photographs, and drawn ones (a
-smooth colour gradient, smoothed colour noise, stripes)."""
+"""Backgrounds for training on photo-like pictures (`training.train_segmentation`), none of
+`BACKGROUNDS`: scikit-image's other photographs, and drawn ones (a smooth colour gradient,
+smoothed colour noise, stripes), as walls, floors and fabrics are."""
 
-WORLDS = ("city", "courtyard", "forest", "interior", "night", "studio", "sunrise", "sunset")
-"""Blender's bundled environment photographs (`datafiles/studiolights/world`, CC0 from Poly
-Haven): a hotel room, a courtyard, a garden, a city, a studio... as ``world-NAME``."""
-
-TRAIN_BACKGROUNDS = (
-    *PHOTO_BACKGROUNDS,
-    *(f"world-{name}" for name in WORLDS),
-    "wood",
-    "tiles",
-    "pebbles",
-    "fibres",
-    "room",
-    "frames",
-)
-"""Backgrounds for training on photo-like pictures (`training.train_segmentation`,
-`training.data.photo_views`), none of `BACKGROUNDS`: `PHOTO_BACKGROUNDS`, windows of
-Blender's environment photographs (rooms, yards, streets), and drawn surfaces that walls,
-floors and furniture show (wood grain, tiles, pebbles, grass or carpet fibres, a wall
-meeting a floor, thin frames and poles)."""
-
-_DRAWN = ("gradient", "noise", "stripes", "wood", "tiles", "pebbles", "fibres", "room", "frames")
+_DRAWN = ("gradient", "noise", "stripes")
 
 
 def _drawn(rng: np.random.Generator, name: str) -> np.ndarray:
@@ -98,133 +69,11 @@ def _drawn(rng: np.random.Generator, name: str) -> np.ndarray:
         noise = ndimage.gaussian_filter(noise, (sigma, sigma, 0))
         noise = (noise - noise.mean()) / max(float(noise.std()), 1e-6)
         return np.clip((a + b) / 2 + 40 * noise, 0, 255)
-    if name == "stripes":
-        period = rng.uniform(0.03, 0.3)
-        angle = rng.uniform(0, np.pi)
-        phase = (np.cos(angle) * x + np.sin(angle) * y) / period
-        t = (np.sin(2 * np.pi * phase) > 0)[..., None].astype(np.float64)
-        return a * (1 - t) + b * t
-    return _SURFACES[name](rng, *_surface_colours(rng))
-
-
-def _surface_colours(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Two colours as surfaces have them: mostly muted, one a darker or lighter shade of the
-    other."""
-    a = rng.uniform(30, 230) + rng.normal(0, 25, size=3)
-    b = a * rng.uniform(0.4, 1.6) + rng.normal(0, 15, size=3)
-    return np.clip(a, 0, 255), np.clip(b, 0, 255)
-
-
-def _smooth_noise(rng: np.random.Generator, sigma: float) -> np.ndarray:
-    """Gaussian-smoothed noise (SIZE, SIZE) of unit deviation."""
-    from scipy import ndimage
-
-    noise = ndimage.gaussian_filter(rng.normal(size=(SIZE, SIZE)), sigma)
-    return (noise - noise.mean()) / max(float(noise.std()), 1e-6)
-
-
-def _wood(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Wood grain: bands along a random direction, bent by smooth noise."""
-    y, x = np.mgrid[0:SIZE, 0:SIZE] / SIZE
+    period = rng.uniform(0.03, 0.3)
     angle = rng.uniform(0, np.pi)
-    across = -np.sin(angle) * x + np.cos(angle) * y
-    phase = across * rng.uniform(3, 15) + rng.uniform(0.5, 3) * _smooth_noise(rng, 30)
-    t = ((np.sin(2 * np.pi * phase) + 1) / 2) ** rng.uniform(1, 4)
-    t = t + 0.15 * _smooth_noise(rng, 1.5)
-    return np.clip(a * (1 - t[..., None]) + b * t[..., None], 0, 255)
-
-
-def _tiles(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Tiles or bricks: a grid of jittered colours between grout lines."""
-    y, x = np.mgrid[0:SIZE, 0:SIZE].astype(np.float64)
-    height = rng.uniform(12, 90)
-    width = height * rng.choice([1.0, rng.uniform(1.5, 3.0)])
-    row = np.floor((y + rng.uniform(0, height)) / height)
-    shift = rng.choice([0.0, 0.5]) * width * (row % 2)
-    column = np.floor((x + shift + rng.uniform(0, width)) / width)
-    cell = (row * 7919 + column * 104729).astype(np.int64) % 4096
-    jitter = np.random.default_rng(int(rng.integers(2**31))).normal(size=(4096, 3)) * 14
-    picture = a + jitter[cell]
-    grout = rng.uniform(1, 4)
-    edge = np.minimum((y + rng.uniform(0, height)) % height, (x + shift) % width) < grout
-    picture[edge] = b
-    return np.clip(picture, 0, 255)
-
-
-def _pebbles(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pebbles or gravel: cells around random seeds, each its own shade, dark between."""
-    from scipy.spatial import cKDTree
-
-    seeds = rng.uniform(0, SIZE, size=(int(rng.integers(40, 900)), 2))
-    grid = np.stack(np.mgrid[0:SIZE, 0:SIZE], -1).reshape(-1, 2)
-    distance, nearest = cKDTree(seeds).query(grid, k=2)
-    shade = rng.uniform(0, 1, size=(len(seeds), 1))
-    colour = a * (1 - shade) + b * shade + rng.normal(size=(len(seeds), 3)) * 10
-    gap = np.clip((distance[:, 1] - distance[:, 0]) / rng.uniform(1, 6), 0, 1)[:, None]
-    picture = colour[nearest[:, 0]] * (0.35 + 0.65 * gap)
-    return np.clip(picture.reshape(SIZE, SIZE, 3), 0, 255)
-
-
-def _fibres(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Grass, fur or carpet: many short strokes around one direction."""
-    from PIL import Image, ImageDraw
-
-    image = Image.fromarray(np.uint8(np.clip(_drawn(rng, "noise"), 0, 255)))
-    draw = ImageDraw.Draw(image)
-    count = int(rng.integers(800, 4000))
-    start = rng.uniform(-20, SIZE + 20, size=(count, 2))
-    angle = rng.uniform(0, np.pi) + rng.uniform(0.05, 1.2) * rng.normal(size=count)
-    length = rng.uniform(4, 40) * rng.uniform(0.5, 1.5, size=count)
-    end = start + length[:, None] * np.stack([np.cos(angle), np.sin(angle)], -1)
-    shade = rng.uniform(0, 1, size=(count, 1))
-    colour = np.clip(a * (1 - shade) + b * shade, 0, 255).astype(int)
-    width = int(rng.integers(1, 4))
-    for p, q, c in zip(start, end, colour, strict=True):
-        draw.line([tuple(p), tuple(q)], fill=tuple(c), width=width)
-    return np.asarray(image, np.float64)
-
-
-_FLAT = ("gradient", "noise", "stripes", "wood", "tiles", "pebbles", "fibres")
-
-
-def _room(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """A wall meeting a floor at a random height, now and then with a skirting board."""
-    wall, floor = (_drawn(rng, str(rng.choice(_FLAT))) for _ in range(2))
-    horizon = int(rng.uniform(0.25, 0.85) * SIZE)
-    picture = np.concatenate([wall[:horizon], floor[horizon:]], 0)
-    if rng.random() < 0.5:
-        picture[max(0, horizon - int(rng.integers(4, 24))) : horizon] = a
-    return picture
-
-
-def _frames(rng: np.random.Generator, a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Thin frames and poles standing in the scene: window frames, shelves, other furniture's
-    legs, cables."""
-    from PIL import Image, ImageDraw
-
-    image = Image.fromarray(np.uint8(_drawn(rng, str(rng.choice(_FLAT)))))
-    draw = ImageDraw.Draw(image)
-    for _ in range(int(rng.integers(2, 14))):
-        colour = tuple(int(v) for v in rng.uniform(0, 255, size=3))
-        width = int(rng.integers(1, 8))
-        x0, y0, x1, y1 = rng.uniform(-20, SIZE + 20, size=4)
-        if rng.random() < 0.5:
-            draw.rectangle(
-                [min(x0, x1), min(y0, y1), max(x0, x1), max(y0, y1)], outline=colour, width=width
-            )
-        else:
-            draw.line([(x0, y0), (x1, y1)], fill=colour, width=width)
-    return np.asarray(image, np.float64)
-
-
-_SURFACES = {
-    "wood": _wood,
-    "tiles": _tiles,
-    "pebbles": _pebbles,
-    "fibres": _fibres,
-    "room": _room,
-    "frames": _frames,
-}
+    phase = (np.cos(angle) * x + np.sin(angle) * y) / period
+    t = (np.sin(2 * np.pi * phase) > 0)[..., None].astype(np.float64)
+    return a * (1 - t) + b * t
 
 
 SIZE = 320
@@ -238,8 +87,6 @@ def _background(rng: np.random.Generator, name: str) -> np.ndarray:
 
     if name in _DRAWN:
         return _drawn(rng, name)
-    if name.startswith("world-"):
-        return _world_window(rng, name.removeprefix("world-"))
     photo = getattr(skimage.data, name)()
     if isinstance(photo, tuple):  # a stereo pair: its left picture
         photo = photo[0]
@@ -253,43 +100,6 @@ def _background(rng: np.random.Generator, name: str) -> np.ndarray:
     top, left = rng.integers(0, height - side + 1), rng.integers(0, width - side + 1)
     window = Image.fromarray(photo[top : top + side, left : left + side, :3])
     image = np.asarray(window.resize((SIZE, SIZE), Image.Resampling.BICUBIC), np.float32)
-    gain = rng.uniform(0.75, 1.2) * rng.uniform(0.9, 1.1, size=3)
-    return np.clip(image * gain + rng.uniform(-20, 20), 0, 255)
-
-
-@functools.cache
-def _world(name: str) -> np.ndarray:
-    """One of `WORLDS` (equirectangular, 1024 x 512): linear RGB float32, top row first."""
-    import bpy
-
-    folder = Path(bpy.utils.system_resource("DATAFILES", path="studiolights/world"))
-    image = bpy.data.images.load(str(folder / f"{name}.exr"))
-    try:
-        width, height = image.size
-        pixels = np.empty(width * height * image.channels, np.float32)
-        image.pixels.foreach_get(pixels)
-        channels = image.channels
-    finally:
-        bpy.data.images.remove(image)
-    return np.ascontiguousarray(pixels.reshape(height, width, channels)[::-1, :, :3])
-
-
-def _world_window(rng: np.random.Generator, name: str) -> np.ndarray:
-    """A window of an environment photograph around its horizon, exposed at random and
-    tone-mapped, rescaled to SIZE, with a colour and light shift."""
-    from PIL import Image
-
-    world = _world(name)
-    height, width = world.shape[:2]
-    side = int(rng.uniform(0.12, 0.3) * width)
-    top = int(rng.integers(int(0.2 * height), max(int(0.8 * height) - side, int(0.2 * height)) + 1))
-    top = min(top, height - side)
-    left = int(rng.integers(0, width - side + 1))
-    window = np.maximum(world[top : top + side, left : left + side], 0.0)
-    exposure = rng.uniform(0.5, 2.0) * 0.4 / max(float(np.median(window)), 1e-4)
-    tone = (1 - np.exp(-window * exposure)) ** (1 / 2.2)
-    image = Image.fromarray(np.uint8(np.clip(tone * 255, 0, 255)))
-    image = np.asarray(image.resize((SIZE, SIZE), Image.Resampling.BICUBIC), np.float32)
     gain = rng.uniform(0.75, 1.2) * rng.uniform(0.9, 1.1, size=3)
     return np.clip(image * gain + rng.uniform(-20, 20), 0, 255)
 
