@@ -276,27 +276,3 @@ def test_missing_candidate_weights_are_one_error_and_change_nothing(tmp_path, ca
     assert err == [f"error: {missing}: the segmentation model is missing"] * 2
     assert not (tmp_path / "p").exists() and not (tmp_path / "m.png").exists()
 
-
-def test_the_region_loss_is_one_minus_the_iou_of_a_sure_prediction():
-    """With --loss bce+iou each output also costs 1 - its soft IoU: for a prediction sure of
-    every pixel that is 1 - the masks' IoU, added to the cross-entropy; its gradient is the
-    finite differences'."""
-    import torch
-    import torch.nn.functional as F
-
-    from training.data.photos import mask_iou
-    from training.train_segmentation import _loss
-
-    rng = np.random.default_rng(0)
-    truth = rng.random((2, 1, 16, 16)) < 0.3
-    guess = truth ^ (rng.random((2, 1, 16, 16)) < 0.2)
-    logit = torch.from_numpy(np.where(guess, 30.0, -30.0))
-    target = torch.from_numpy(truth.astype(np.float64))
-    bce = F.binary_cross_entropy_with_logits(logit, target)
-    ious = [mask_iou(guess[k, 0], truth[k, 0]) for k in range(2)]
-    expected = bce + 1 - np.mean(ious)
-    assert float(_loss(logit, target, "bce+iou")) == pytest.approx(float(expected), rel=1e-6)
-    assert float(_loss(logit, target, "bce")) == pytest.approx(float(bce), rel=1e-12)
-    soft = torch.from_numpy(rng.normal(size=(2, 1, 6, 6))).requires_grad_(True)
-    small = torch.from_numpy((rng.random((2, 1, 6, 6)) < 0.4).astype(np.float64))
-    assert torch.autograd.gradcheck(lambda x: _loss(x, small, "bce+iou"), (soft,))

@@ -60,21 +60,6 @@ def training_picture(renders: list[np.ndarray], rng: np.random.Generator, clutte
     return np.ascontiguousarray(picture), np.ascontiguousarray(truth)
 
 
-def _loss(logit, target, kind: str):
-    """One output's loss: binary cross-entropy, with ``bce+iou`` plus 1 - its soft IoU with
-    the truth, per picture, averaged."""
-    import torch
-    import torch.nn.functional as F
-
-    loss = F.binary_cross_entropy_with_logits(logit, target)
-    if kind == "bce+iou":
-        p = torch.sigmoid(logit)
-        both = (p * target).sum(dim=(1, 2, 3))
-        either = (p + target).sum(dim=(1, 2, 3)) - both
-        loss = loss + (1 - both / either.clamp_min(1e-6)).mean()
-    return loss
-
-
 def _save_network(path: Path, network, meta: dict) -> None:
     from safetensors.torch import save
 
@@ -107,19 +92,12 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--clutter", type=float, default=0.3, help="share with clutter")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument(
-        "--loss",
-        choices=("bce", "bce+iou"),
-        default="bce",
-        help="U^2-Net's binary cross-entropy per output, or with each output's soft IoU added "
-        "(BASNet's region term: a missed part costs its share of the object, not of the "
-        "picture)",
-    )
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
     parser.add_argument("--init", type=Path, help="u2netp weights to start from (default: bundled)")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     import torch
+    import torch.nn.functional as F
 
     from recon_core.data import DatasetError, read_index, read_record
     from recon_core.segmentation import (
@@ -159,7 +137,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         optimizer.load_state_dict(saved["optim"])
         step = int(saved["step"])
     tuned = {"data": str(args.data), "records": len(records), "batch": args.batch}
-    tuned.update(lr=args.lr, seed=args.seed, loss=args.loss, backgrounds=list(TRAIN_BACKGROUNDS))
+    tuned.update(lr=args.lr, seed=args.seed, backgrounds=list(TRAIN_BACKGROUNDS))
     if "fine_tuned" in source_meta:  # weights already fine-tuned: what they were, kept
         tuned["after"] = source_meta["fine_tuned"]
     network.train()
@@ -174,7 +152,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         image = segmentation_input(np.stack(pictures))
         target = torch.from_numpy(np.stack(truths)[:, None].astype(np.float32))
         fused, sides = network.logits(image)
-        loss = sum(_loss(x, target, args.loss) for x in [fused, *sides])
+        loss = sum(F.binary_cross_entropy_with_logits(x, target) for x in [fused, *sides])
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
