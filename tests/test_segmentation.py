@@ -275,4 +275,3 @@ def test_missing_candidate_weights_are_one_error_and_change_nothing(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {missing}: the segmentation model is missing"] * 2
     assert not (tmp_path / "p").exists() and not (tmp_path / "m.png").exists()
-
