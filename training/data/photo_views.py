@@ -30,7 +30,7 @@ import logging
 import sys
 import tempfile
 from collections.abc import Iterable
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -139,7 +139,6 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2, help="processes (one thread each)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    from contextlib import ExitStack
     from multiprocessing import get_context
 
     from tqdm import tqdm
