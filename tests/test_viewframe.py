@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pytest
 import torch
 
 from recon_core.geometry import look_at, project, view_direction
@@ -166,3 +167,29 @@ def test_the_user_placement_finds_the_true_shape_from_an_upright_result(tiny_dat
         user = q @ upright[:3, :3].T + upright[:3, 3]
         placed = _turned_by_the_azimuth(Mesh(user, np.zeros((0, 3), np.int64)), arrays, view)
         np.testing.assert_allclose(placed.vertices, truth, atol=2e-3)
+
+
+def test_the_evaluation_reports_how_far_the_estimated_elevation_is(tiny_dataset, tmp_path):
+    """A model that always estimates 0.3 rad is off by |0.3 - the render's elevation|."""
+    import json
+
+    from helpers import aligned_octahedron_model
+
+    from recon_core.data import read_index, read_record
+    from recon_core.viewframe import camera_elevation
+    from training.reports.evaluate import evaluate
+
+    model = aligned_octahedron_model(tmp_path / "aligned.safetensors", elevation=0.3)
+    expected = {}
+    for entry in read_index(tiny_dataset)["records"]:
+        arrays, _ = read_record(tiny_dataset / entry["file"])
+        extrinsic = torch.tensor(arrays["render_extrinsics"][:1], dtype=torch.float64)
+        expected[entry["id"]] = math.degrees(abs(0.3 - camera_elevation(extrinsic)[0].item()))
+    assert max(expected.values()) > 1.0  # the renders' cameras are not all at 0.3 rad
+    for placement in ("camera", "user"):
+        report = tmp_path / placement
+        evaluate(model, tiny_dataset, "all", report, 32, progress=False, placement=placement)
+        metrics = json.loads((report / "metrics.json").read_text())
+        got = {r["id"]: r["elevation_error"] for r in metrics["per_shape"]}
+        assert got == {k: pytest.approx(v, abs=1e-3) for k, v in expected.items()}
+        assert metrics["mean_over_categories"]["elevation_error"] > 0.0

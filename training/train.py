@@ -8,9 +8,9 @@
         --data MY_DATA --out runs/my-category                         # fine-tune a bundled model
     torchrun --nproc_per_node 2 -m training.train --method implicit --data DATA --out RUN
 
-Presets (``--preset``): pointcloud, pointcloud-smoke, pointcloud-bundled, implicit,
-implicit-smoke, implicit-bundled, implicit-imnet (IM-NET's decoder and two-stage route),
-implicit-imnet-smoke; the default is the method's own. The resolved config is saved as
+Presets (``--preset``, all listed under usage; `training.presets` says what each is): the
+method's own default, a ``-smoke`` one for quick checks, the ``-bundled`` ones the add-on
+ships, and the variants measured in docs/experiments.md. The resolved config is saved as
 RUN/config.json and in every checkpoint.
 """
 

@@ -11,6 +11,8 @@ extracted mesh. Point-cloud models: prediction -> truth and truth -> prediction 
 x100 and F-scores. Two-stage implicit models (IM-NET's route) with ``--shape-codes``: the
 shape autoencoder's code of each record's voxel grid instead of the picture's, what a perfect
 image encoder would give; the gap to the pictures' figures is the image encoder's.
+Viewer-frame models (pixel-aligned features) also report ``elevation_error``: degrees between
+the elevation they estimated and the render's camera, which turns the user's result upright.
 
 With ``--photos DIR`` (photo-like pictures of the split's renders, `training.data.photos`)
 each shape's input is its photo, cut out as ``recon3d reconstruct`` cuts it out
@@ -31,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from collections import defaultdict
 from collections.abc import Iterable
@@ -211,6 +214,8 @@ def evaluate(
             if photos is None:
                 encoded.framed = arrays["renders"][view]  # already framed as pictures are
             encoded = reconstructor.fit_silhouette(encoded)
+        if reconstructor.viewer_frame:
+            result["elevation_error"] = _elevation_error(encoded, arrays, view)
         extrinsics, intrinsic = arrays["fixed_extrinsics"], arrays["fixed_intrinsics"]
         size = arrays["fixed_depth"].shape[-1]
         if method == "implicit":
@@ -363,6 +368,19 @@ def _placed_by_the_camera(mesh: Mesh, arrays, view: int) -> Mesh:
     back = np.linalg.inv(transform)
     vertices = mesh.vertices @ back[:3, :3].T + back[:3, 3]
     return Mesh(vertices.astype(np.float32), mesh.faces)
+
+
+def _elevation_error(encoded, arrays, view: int) -> float | None:
+    """Degrees between the elevation a viewer-frame model estimated and the render's camera
+    (None without an estimate: the picture could not be read)."""
+    if encoded is None or encoded.elevation is None:
+        return None
+    import torch
+
+    from recon_core.viewframe import camera_elevation
+
+    extrinsic = torch.as_tensor(arrays["render_extrinsics"][view : view + 1], dtype=torch.float64)
+    return math.degrees(abs(encoded.elevation - float(camera_elevation(extrinsic)[0])))
 
 
 def _turned_by_the_azimuth(mesh: Mesh, arrays, view: int) -> Mesh:
