@@ -193,3 +193,30 @@ def test_the_evaluation_reports_how_far_the_estimated_elevation_is(tiny_dataset,
         got = {r["id"]: r["elevation_error"] for r in metrics["per_shape"]}
         assert got == {k: pytest.approx(v, abs=1e-3) for k, v in expected.items()}
         assert metrics["mean_over_categories"]["elevation_error"] > 0.0
+
+
+def test_a_bundled_viewer_frame_model_is_scored_as_users_get_it(tiny_dataset, tmp_path):
+    """Bundling scores a pixel-aligned model upright by its own elevation estimate, and
+    MODELS.md says so with the estimate's mean error."""
+    import json
+
+    from helpers import aligned_octahedron_model
+
+    from recon_core.checkpoint import read_metadata
+    from training import bundle
+
+    run = tmp_path / "run"
+    run.mkdir()
+    aligned_octahedron_model(run / "model.safetensors", elevation=0.3)
+    out = tmp_path / "models"
+    args = ["--run", str(run), "--name", "aligned", "--data", str(tiny_dataset), "--out", str(out)]
+    assert bundle.main([*args, "--train-data", str(tiny_dataset), "--resolution", "32"]) == 0
+    metrics = read_metadata(out / "aligned.safetensors")["metrics"]
+    assert metrics["placement"] == "user"
+    error = metrics["mean_over_categories"]["elevation_error"]
+    report = json.loads((run / "test-report" / "metrics.json").read_text())
+    assert (
+        report["placement"] == "user" and error == report["mean_over_categories"]["elevation_error"]
+    )
+    text = (out / "MODELS.md").read_text()
+    assert f"turned upright by the elevation the network estimated ({error:.1f} degrees" in text

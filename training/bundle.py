@@ -80,8 +80,17 @@ def bundle(
     if not model_path.exists():
         raise CheckpointError(f"{model_path}: the run has not finished (no model.safetensors)")
     report = report or run / "test-report"
+    # placement "user": a viewer-frame model is scored as users get it, turned upright by
+    # its own elevation estimate (the other models are not moved either way)
     metrics = evaluate(
-        model_path, data, "test", report, resolution, progress=progress, retrieval=train_data
+        model_path,
+        data,
+        "test",
+        report,
+        resolution,
+        progress=progress,
+        retrieval=train_data,
+        placement="user",
     )
     checkpoint = load_checkpoint(model_path)
     summary = {
@@ -94,6 +103,8 @@ def bundle(
             "per_category": metrics["retrieval"]["per_category"],
         },
     }
+    if "placement" in metrics:
+        summary["placement"] = metrics["placement"]
     if "lowered_iso_shapes" in metrics:
         summary["lowered_iso_shapes"] = metrics["lowered_iso_shapes"]
     credits = _credits(train_data)
@@ -153,6 +164,19 @@ def _lowered_lines(metrics: dict) -> list[str]:
     ]
 
 
+def _placement_text(metrics: dict) -> str:
+    """What MODELS.md says of how a viewer-frame model's results were placed."""
+    if metrics.get("placement") != "user":
+        return ""
+    error = metrics["mean_over_categories"].get("elevation_error")
+    return (
+        " The network reconstructs in the picture's own frame; each result is scored as "
+        "users get it, turned upright by the elevation the network estimated"
+        + ("" if error is None else f" ({error:.1f} degrees off on average)")
+        + ", then turned about the vertical to the render's azimuth."
+    )
+
+
 def _viewpoint_lines(viewpoint: dict | None) -> list[str]:
     """What MODELS.md says of a model's viewpoint estimator."""
     if not viewpoint:
@@ -193,7 +217,8 @@ def write_models_readme(folder: Path) -> Path:
             "",
             f"Test split of `{metrics['data']}` (shapes never seen in training), one input "
             "render per shape; each network figure is followed by the retrieval baseline's "
-            "(the training shape whose rendered silhouette best matches the input).",
+            "(the training shape whose rendered silhouette best matches the input)."
+            + _placement_text(metrics),
             "",
             *_table(method, metrics),
             "",

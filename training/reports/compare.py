@@ -41,9 +41,17 @@ __all__ = [
 ]
 
 LOWER_IS_BETTER = frozenset(
-    {"accuracy", "completeness", "chamfer_l1", "pred_to_gt_x100", "gt_to_pred_x100"}
+    {
+        "accuracy",
+        "completeness",
+        "chamfer_l1",
+        "pred_to_gt_x100",
+        "gt_to_pred_x100",
+        "elevation_error",
+    }
 )
-"""Metrics where a smaller figure is the better one (distances); every other is higher-better."""
+"""Metrics where a smaller figure is the better one (distances, angle errors); every other
+is higher-better."""
 
 
 class CompareError(ValueError):

@@ -551,12 +551,14 @@ def _markdown(metrics: dict) -> str:
         for cat, values in base["per_category"].items():
             lines.append(
                 f"| {cat} | {values['shapes']} | "
-                + " | ".join(cell(values[k]) for k in keys)
+                + " | ".join(cell(values.get(k)) for k in keys)
                 + " |"
             )
-        bmean = base["mean_over_categories"]
+        bmean = base["mean_over_categories"]  # a retrieved shape has no elevation estimate
         lines.append(
-            f"| **mean** | {bmean['shapes']} | " + " | ".join(cell(bmean[k]) for k in keys) + " |"
+            f"| **mean** | {bmean['shapes']} | "
+            + " | ".join(cell(bmean.get(k)) for k in keys)
+            + " |"
         )
     return "\n".join(lines) + "\n"
 
