@@ -215,8 +215,7 @@ def test_a_bundled_viewer_frame_model_is_scored_as_users_get_it(tiny_dataset, tm
     assert metrics["placement"] == "user"
     error = metrics["mean_over_categories"]["elevation_error"]
     report = json.loads((run / "test-report" / "metrics.json").read_text())
-    assert (
-        report["placement"] == "user" and error == report["mean_over_categories"]["elevation_error"]
-    )
+    assert report["placement"] == "user"
+    assert error == report["mean_over_categories"]["elevation_error"]
     text = (out / "MODELS.md").read_text()
     assert f"turned upright by the elevation the network estimated ({error:.1f} degrees" in text
