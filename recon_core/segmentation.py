@@ -1,4 +1,4 @@
-"""The object's mask from any background: the bundled u2netp salient-object network
+"""The object's mask from any background: the bundled salient-object network
 (`recon_core.models.segmentation`), run on the CPU in PyTorch, nothing downloaded.
 
     probability = segment(rgb)          # (H, W) float in [0, 1]
@@ -35,14 +35,15 @@ class SegmentationError(RuntimeError):
 
 
 def segmentation_weights() -> Path:
-    """The u2netp weights in use: the bundled ones, unless `use_weights` chose others."""
+    """The segmentation weights in use: the bundled ones, unless `use_weights` chose
+    others."""
     from recon_core.registry import bundled_dir
 
     return _CHOSEN[0] if _CHOSEN else bundled_dir() / SEGMENTATION_FILE
 
 
 def use_weights(path: str | Path | None) -> None:
-    """Segment with the u2netp weights at ``path`` from now on (a fine-tuned candidate,
+    """Segment with the weights at ``path`` from now on (a fine-tuned candidate,
     `training.train_segmentation`); None returns to the bundled ones. A missing file is a
     `SegmentationError` naming it, and the weights in use stay as they were."""
     if path is not None and not Path(path).is_file():
@@ -55,12 +56,13 @@ def use_weights(path: str | Path | None) -> None:
 
 
 def load_network(path: str | Path):
-    """The u2netp network of the weights file at ``path`` (in inference mode), with the
-    file's metadata; `SegmentationError` naming the file when it is missing or unusable."""
+    """The segmentation network of the weights file at ``path`` (in inference mode; which
+    network: the metadata's ``architecture``, u2netp where it names none), with the file's
+    metadata; `SegmentationError` naming the file when it is missing or unusable."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from recon_core.models.segmentation import U2NetP
+    from recon_core.models.segmentation import NETWORKS
 
     path = Path(path)
     if not path.is_file():
@@ -68,8 +70,11 @@ def load_network(path: str | Path):
     try:
         with safe_open(str(path), framework="pt") as handle:
             meta = json.loads((handle.metadata() or {})["recon3d_segmentation"])
+        name = meta.get("architecture", "u2netp")
+        if name not in NETWORKS:
+            raise ValueError(f"unknown network {name!r}")
         state = load_file(str(path))
-        network = U2NetP()
+        network = NETWORKS[name]()
         network.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
     except Exception as exc:
         first = (str(exc).splitlines() or [type(exc).__name__])[0]

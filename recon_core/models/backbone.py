@@ -125,11 +125,15 @@ class EfficientNetLite0(nn.Module):
         self.classifier = nn.Linear(1280, classes) if classes else None
 
     def features(
-        self, image: torch.Tensor | None, cached: dict[int, torch.Tensor] | None = None
-    ) -> tuple[dict[int, torch.Tensor], torch.Tensor]:
-        """Feature maps by stride, and the head's 1280-channel map. ``cached``: the maps at
-        the strides up to some stride, as `early_features` gave them; the layers that made
-        them are skipped (``image`` is then unused)."""
+        self,
+        image: torch.Tensor | None,
+        cached: dict[int, torch.Tensor] | None = None,
+        head: bool = True,
+    ) -> tuple[dict[int, torch.Tensor], torch.Tensor | None]:
+        """Feature maps by stride, and the head's 1280-channel map (None without ``head``,
+        which skips its convolution). ``cached``: the maps at the strides up to some
+        stride, as `early_features` gave them; the layers that made them are skipped
+        (``image`` is then unused)."""
         taps = {index: stride for stride, index in self._taps.items()}
         if cached:
             maps = dict(cached)
@@ -141,7 +145,7 @@ class EfficientNetLite0(nn.Module):
             h = self.blocks[k](h)
             if k in taps:
                 maps[taps[k]] = h
-        return maps, F.relu6(self.head_bn(self.head(h)))
+        return maps, (F.relu6(self.head_bn(self.head(h))) if head else None)
 
     def early_features(self, image: torch.Tensor, stride: int) -> dict[int, torch.Tensor]:
         """The feature maps at strides up to ``stride``, running only the layers that make

@@ -191,7 +191,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument(
         "--segmentation",
         type=Path,
-        help="u2netp weights to report on instead of the bundled ones "
+        help="segmentation weights to report on instead of the bundled ones "
         "(a fine-tuned candidate, training.train_segmentation)",
     )
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))

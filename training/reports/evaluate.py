@@ -634,7 +634,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument(
         "--segmentation",
         type=Path,
-        help="with --photos: u2netp weights to cut them out with instead of the bundled ones "
+        help="with --photos: segmentation weights to cut them out with instead of the bundled ones "
         "(a fine-tuned candidate, training.train_segmentation)",
     )
     args = parser.parse_args(None if argv is None else list(argv))

@@ -22,7 +22,7 @@ agree on (`recon3d reconstruct --consistency 0`), and the true surface points.
 
 ``masks``: the first photo-like pictures of a folder written by `training.data.photos`, each
 beside the segmentation network's mask against the truth (yellow: both, red: the network
-only, green: the truth only) and its IoU; ``--segmentation FILE`` shows other u2netp weights
+only, green: the truth only) and its IoU; ``--segmentation FILE`` shows other segmentation weights
 (a fine-tuned candidate, `training.train_segmentation`) than the bundled ones.
 
     python -m training.reports.figures masks --photos data/photos-val --out docs/photos_masks.png
@@ -206,7 +206,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         "--photos", type=Path, help="masks: a folder written by training.data.photos"
     )
     parser.add_argument(
-        "--segmentation", type=Path, help="masks: u2netp weights instead of the bundled ones"
+        "--segmentation", type=Path, help="masks: segmentation weights instead of the bundled ones"
     )
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(None if argv is None else list(argv))
