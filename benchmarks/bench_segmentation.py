@@ -1,11 +1,15 @@
-"""The segmentation network's memory layout: u2netp at 320 x 320 with its weights and input
-contiguous (NCHW) against channels-last (NHWC, what `recon_core.segmentation` uses), for
-inference and for a fine-tuning step (`training.train_segmentation`).
+"""The segmentation networks at 320 x 320, for inference and for a training step
+(`training.train_segmentation`):
+
+- layouts: u2netp with its weights and input contiguous (NCHW) against channels-last (NHWC,
+  what `recon_core.segmentation` uses);
+- networks: u2netp against the EfficientNet-Lite0 U-Net (`LiteUNet`), both channels-last.
 
     python benchmarks/bench_segmentation.py --threads 1 2 --repeats 15
 
-The two layouts run interleaved, call by call, so that the machine's load falls on both
-alike; the table gives each one's median seconds and their ratio.
+The two sides of each row run interleaved, call by call, so that the machine's load falls
+on both alike; each table gives their median seconds and the ratio. The weights are random:
+the time does not depend on them.
 """
 
 from __future__ import annotations
@@ -40,10 +44,12 @@ def main(argv=None) -> int:
     import torch
     import torch.nn.functional as F
 
-    from recon_core.segmentation import load_network, segmentation_weights
+    from recon_core.models.segmentation import LiteUNet, U2NetP
 
-    plain, _ = load_network(segmentation_weights())
-    last = copy.deepcopy(plain).to(memory_format=torch.channels_last)
+    nhwc = torch.channels_last
+    plain = U2NetP().eval()
+    last = copy.deepcopy(plain).to(memory_format=nhwc)
+    lite = LiteUNet().eval().to(memory_format=nhwc)
     image = torch.randn(1, 3, 320, 320)
     batch = torch.randn(args.batch, 3, 320, 320)
     target = (torch.rand(args.batch, 1, 320, 320) > 0.5).float()
@@ -51,33 +57,37 @@ def main(argv=None) -> int:
     def infer(network, x):
         def call():
             with torch.no_grad():
-                network(x)
+                network.eval()(x)
 
         return call
 
     def step(network, x):
         def call():
-            fused, sides = network.logits(x)
+            fused, sides = network.train().logits(x)
             loss = sum(F.binary_cross_entropy_with_logits(z, target) for z in [fused, *sides])
             network.zero_grad(set_to_none=True)
             loss.backward()
 
         return call
 
-    print("| case | threads | contiguous s | channels-last s | ratio |")
-    print("|---|---:|---:|---:|---:|")
-    nhwc = torch.channels_last
-    for threads in args.threads:
-        torch.set_num_threads(threads)
-        cases = [
-            ("inference 320 x 320", infer, image, args.repeats),
-            (f"fine-tuning step, {args.batch} pictures", step, batch, max(3, args.repeats // 4)),
-        ]
-        for label, make, x, repeats in cases:
-            a, b = _interleaved(
-                [make(plain, x), make(last, x.contiguous(memory_format=nhwc))], repeats
-            )
-            print(f"| {label} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f} |", flush=True)
+    cases = [
+        ("inference 320 x 320", infer, image, args.repeats),
+        (f"training step, {args.batch} pictures", step, batch, max(3, args.repeats // 4)),
+    ]
+    tables = [
+        ("u2netp", "contiguous s", "channels-last s", plain, last, False),
+        ("both channels-last", "u2netp s", "lite0-unet s", last, lite, True),
+    ]
+    for title, left, right, one, other, both_nhwc in tables:
+        print(f"\n| case ({title}) | threads | {left} | {right} | ratio |")
+        print("|---|---:|---:|---:|---:|")
+        for threads in args.threads:
+            torch.set_num_threads(threads)
+            for label, make, x, repeats in cases:
+                y = x.contiguous(memory_format=nhwc)
+                calls = [make(one, y if both_nhwc else x), make(other, y)]
+                a, b = _interleaved(calls, repeats)
+                print(f"| {label} | {threads} | {a:.3f} | {b:.3f} | {a / b:.2f} |", flush=True)
     return 0
 
 

@@ -22,9 +22,9 @@ decoder; the decoder learns at ``--lr``, the backbone at ``--backbone-lr``.
 Every sample is a pure function of (seed, step, slot), so a resumed run draws what the
 uninterrupted one would have. RUN/state.pt holds the step, the weights and the optimiser
 (every ``--checkpoint-every`` steps and at the end, written whole or not at all);
-RUN/ARCHITECTURE.safetensors (u2netp or lite0-unet) is the network in the bundled file's
-layout, its credit kept and what it was trained on added: copy it to
-blender_addon/models/segmentation/ to ship it.
+RUN/ARCHITECTURE.safetensors (u2netp, or lite0-unet in fp16) is the network in the bundled
+file's layout, its credit kept and what it was trained on added: copy it over
+blender_addon/models/segmentation/network.safetensors to ship it.
 """
 
 from __future__ import annotations
@@ -77,12 +77,14 @@ def training_picture(renders: list[np.ndarray], rng: np.random.Generator, clutte
     return np.ascontiguousarray(picture), np.ascontiguousarray(truth)
 
 
-def _save_network(path: Path, network, meta: dict) -> None:
+def _save_network(path: Path, network, meta: dict, half: bool) -> None:
     from safetensors.torch import save
 
     from recon_core.files import atomic_write_bytes
 
     state = {k: v.detach().contiguous() for k, v in network.state_dict().items()}
+    if half:  # as shipped: half the size, read back in float32 (`load_network`)
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     blob = save(state, metadata={"recon3d_segmentation": json.dumps(meta)})
     atomic_write_bytes(path, lambda handle: handle.write(blob))
 
@@ -211,7 +213,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         if step % args.checkpoint_every == 0 or step == args.steps:
             _save_state(state_path, step, network, optimizer, args.architecture)
             meta = dict(source_meta, fine_tuned=dict(tuned, steps=step))
-            _save_network(out_path, network, meta)
+            _save_network(out_path, network, meta, half=args.architecture == "lite0-unet")
     print(f"{out_path}: {args.architecture} trained for {step} steps")
     return 0
 
