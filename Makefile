@@ -49,12 +49,13 @@ bundled-models: $(STAMP)
 		--attach blender_addon/models/implicit.safetensors \
 		--attach blender_addon/models/pointcloud.safetensors
 
-# The bundled segmentation network: the released u2netp fine-tuned on photo-like pictures of
-# the training renders (about 75 minutes on 2 cores; run after bundled-models prepared the data).
+# The bundled segmentation network: the EfficientNet-Lite0 U-Net trained from its ImageNet
+# encoder on photo-like pictures of the training renders (about 70 minutes on 2 cores; run
+# after bundled-models prepared the data).
 bundled-segmentation: $(STAMP)
 	$(BIN)/python -m training.train_segmentation --data $(DATA)/bundled \
-		--out $(RUNS)/segmentation --init tests/data/u2netp_released.safetensors
-	cp $(RUNS)/segmentation/u2netp.safetensors blender_addon/models/segmentation/u2netp.safetensors
+		--out $(RUNS)/segmentation
+	cp $(RUNS)/segmentation/lite0-unet.safetensors blender_addon/models/segmentation/network.safetensors
 
 # The example pictures (renders of test-split shapes; needs the prepared Sweet Home 3D data).
 examples: $(STAMP)

@@ -22,7 +22,7 @@ __all__ = [
     "SEGMENTATION_FILE",
 ]
 
-SEGMENTATION_FILE = Path("segmentation") / "u2netp.safetensors"
+SEGMENTATION_FILE = Path("segmentation") / "network.safetensors"
 """Where the weights lie inside the bundled models folder."""
 
 _LOCK = threading.Lock()

