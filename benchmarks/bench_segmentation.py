@@ -42,9 +42,8 @@ def main(argv=None) -> int:
     parser.add_argument("--batch", type=int, default=2, help="fine-tuning pictures per step")
     args = parser.parse_args(argv)
     import torch
-    import torch.nn.functional as F
 
-    from recon_core.models.segmentation import LiteUNet, U2NetP
+    from recon_core.models.segmentation import LiteUNet, U2NetP, supervision_loss
 
     nhwc = torch.channels_last
     plain = U2NetP().eval()
@@ -64,7 +63,7 @@ def main(argv=None) -> int:
     def step(network, x):
         def call():
             fused, sides = network.train().logits(x)
-            loss = sum(F.binary_cross_entropy_with_logits(z, target) for z in [fused, *sides])
+            loss = supervision_loss(fused, sides, target)
             network.zero_grad(set_to_none=True)
             loss.backward()
 

@@ -331,9 +331,8 @@ def test_the_lite_unet_learns_a_composite():
     """Fifteen steps on one photo-like picture halve its loss: the decoder's gradients reach
     the output through every stage."""
     import torch
-    import torch.nn.functional as F
 
-    from recon_core.models.segmentation import LiteUNet
+    from recon_core.models.segmentation import LiteUNet, supervision_loss
     from recon_core.segmentation import segmentation_input
 
     torch.manual_seed(0)
@@ -347,7 +346,7 @@ def test_the_lite_unet_learns_a_composite():
     losses = []
     for _ in range(15):
         fused, sides = network.logits(image)
-        loss = sum(F.binary_cross_entropy_with_logits(x, target) for x in [fused, *sides])
+        loss = supervision_loss(fused, sides, target)
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()

@@ -127,11 +127,10 @@ def main(argv: Iterable[str] | None = None) -> int:
     parser.add_argument("--init", type=Path, help="weights to start from")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     import torch
-    import torch.nn.functional as F
 
     from recon_core.data import DatasetError, read_index, read_record
     from recon_core.models.backbone import BackboneError
-    from recon_core.models.segmentation import LiteUNet
+    from recon_core.models.segmentation import LiteUNet, supervision_loss
     from recon_core.segmentation import SegmentationError, load_network, segmentation_input
     from training.data.photos import TRAIN_BACKGROUNDS
 
@@ -201,7 +200,7 @@ def main(argv: Iterable[str] | None = None) -> int:
         image = segmentation_input(np.stack(pictures))
         target = torch.from_numpy(np.stack(truths)[:, None].astype(np.float32))
         fused, sides = network.logits(image)
-        loss = sum(F.binary_cross_entropy_with_logits(x, target) for x in [fused, *sides])
+        loss = supervision_loss(fused, sides, target)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

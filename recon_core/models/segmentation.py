@@ -19,7 +19,15 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-__all__ = ["U2NetP", "LiteUNet", "NETWORKS", "SEGMENTATION_SIZE", "IMAGENET_MEAN", "IMAGENET_STD"]
+__all__ = [
+    "U2NetP",
+    "LiteUNet",
+    "NETWORKS",
+    "supervision_loss",
+    "SEGMENTATION_SIZE",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+]
 
 SEGMENTATION_SIZE = 320
 """Side of the square picture the network reads."""
@@ -236,3 +244,12 @@ class LiteUNet(nn.Module):
 NETWORKS = {"u2netp": U2NetP, "lite0-unet": LiteUNet}
 """The segmentation networks by the name a weights file's metadata gives (``architecture``;
 files without one are u2netp's)."""
+
+
+def supervision_loss(
+    fused: torch.Tensor, sides: list[torch.Tensor], target: torch.Tensor
+) -> torch.Tensor:
+    """U^2-Net's deep-supervision loss, which both networks train with: binary cross-entropy
+    of the fused logit and of each side logit (as `logits` gives them) against the truth
+    (B, 1, H, W) in {0, 1}."""
+    return sum(F.binary_cross_entropy_with_logits(x, target) for x in [fused, *sides])
